@@ -1,0 +1,73 @@
+"""helpdesk: a multi-tenant help desk. `create_app` is the only composition root."""
+
+from __future__ import annotations
+
+from flask import Flask
+from redis import Redis
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from helpdesk import errors, htmx, security_headers, tenancy
+from helpdesk.config import Settings
+from helpdesk.db import close_session, get_session, make_engine, make_sessionmaker
+from helpdesk.extensions import csrf, limiter, login_manager
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the app: settings, extensions, tenancy, blueprints, error pages."""
+    settings = settings or Settings.from_env()
+    settings.validate()
+    app = Flask(__name__)
+    app.config.from_mapping(settings.flask_config())
+    app.config["SETTINGS"] = settings
+    if settings.proxy_hops:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops
+        )
+
+    engine = make_engine(settings.database_url)
+    app.extensions["helpdesk.engine"] = engine
+    app.extensions["helpdesk.sessionmaker"] = make_sessionmaker(engine)
+    app.extensions["helpdesk.redis"] = Redis.from_url(
+        settings.redis_url, socket_connect_timeout=2, socket_timeout=5
+    )
+    app.teardown_appcontext(close_session)
+    tenancy.install()
+
+    _init_login(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    htmx.init_app(app)
+    security_headers.init_app(app)
+    errors.init_app(app)
+    _register_blueprints(app)
+
+    from helpdesk import cli
+
+    cli.init_app(app)
+    return app
+
+
+def _init_login(app: Flask) -> None:
+    from helpdesk.models import User
+    from helpdesk.services.auth import load_user
+
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to continue."
+    login_manager.session_protection = "basic"
+
+    @login_manager.user_loader
+    def _load(identity: str) -> User | None:
+        return load_user(get_session(), identity)
+
+
+def _register_blueprints(app: Flask) -> None:
+    from helpdesk.blueprints.api import bp as api_bp
+    from helpdesk.blueprints.auth import bp as auth_bp
+    from helpdesk.blueprints.ops import bp as ops_bp
+    from helpdesk.blueprints.profile import bp as profile_bp
+    from helpdesk.blueprints.tickets import bp as tickets_bp
+
+    for bp in (auth_bp, ops_bp, tickets_bp, profile_bp, api_bp):
+        app.register_blueprint(bp)
+    csrf.exempt(api_bp)  # bearer tokens only, never cookies: no ambient authority to forge

@@ -1,0 +1,1 @@
+"""HTTP only: parse → one service call → render a page or a fragment."""

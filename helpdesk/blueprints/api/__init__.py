@@ -1,0 +1,5 @@
+"""REST API v1: JSON over bearer tokens, under /api/v1."""
+
+from helpdesk.blueprints.api.routes import bp
+
+__all__ = ["bp"]

@@ -1,0 +1,163 @@
+"""The OpenAPI 3.1 description of API v1, built from the same schemas the views enforce.
+
+A test checks that every API route appears here and nothing else does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from helpdesk.blueprints.api.payload import LIMIT_DEFAULT, LIMIT_MAX
+from helpdesk.blueprints.api.schemas import COMPONENTS, PRIORITIES, STATUSES, Schema, ref
+
+PREFIX = "/api/v1"
+ORG = f"{PREFIX}/orgs/{{org_slug}}"
+JSON = "application/json"
+PROBLEM_JSON = "application/problem+json"
+
+ERRORS = {
+    "Unauthorized": (
+        "Missing, malformed, unknown, revoked or expired token, or a deactivated account.",
+        {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer challenge"}},
+    ),
+    "Forbidden": ("The caller may see the ticket but not do this (requesters).", None),
+    "NotFound": (
+        "No such organization or ticket, or it is not visible to this token "
+        "(tokens work only with their own organization).",
+        None,
+    ),
+    "UnsupportedMediaType": ("The body is not sent as application/json.", None),
+    "Unprocessable": (
+        "Invalid input: `errors` maps each field or parameter at fault to a message.",
+        None,
+    ),
+}
+
+
+def _problem_response(name: str) -> Schema:
+    description, headers = ERRORS[name]
+    response: Schema = {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": ref("Problem")}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _errors(*names: str) -> dict[str, Schema]:
+    codes = {"Unauthorized": "401", "Forbidden": "403", "NotFound": "404",
+             "UnsupportedMediaType": "415", "Unprocessable": "422"}  # fmt: skip
+    chosen = ("Unauthorized", "NotFound", "Unprocessable", *names)
+    return {codes[n]: {"$ref": f"#/components/responses/{n}"} for n in chosen}
+
+
+def _ok(description: str, schema: str, status: str = "200", **extra: Any) -> dict[str, Schema]:
+    return {
+        status: {"description": description, "content": {JSON: {"schema": ref(schema)}}, **extra}
+    }
+
+
+def _body(schema: str) -> Schema:
+    return {"required": True, "content": {JSON: {"schema": ref(schema)}}}
+
+
+def _query(name: str, description: str, schema: Schema) -> Schema:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema}  # fmt: skip
+
+
+LIST_PARAMETERS = [
+    _query("status", "Only tickets with this status.", {"type": "string", "enum": STATUSES}),
+    _query("priority", "Only tickets with this priority.", {"type": "string", "enum": PRIORITIES}),
+    _query("assignee", "`me`, `unassigned`, or an agent's email address.", {"type": "string"}),
+    _query("cursor", "The `next_cursor` of the previous page.", {"type": "string"}),
+    _query("limit", "Page size.", {"type": "integer", "minimum": 1, "maximum": LIMIT_MAX,
+                                   "default": LIMIT_DEFAULT}),
+]  # fmt: skip
+
+PATH_PARAMETERS: dict[str, Schema] = {
+    "OrgSlug": {
+        "name": "org_slug", "in": "path", "required": True,
+        "description": "The organization the token was created in.",
+        "schema": {"type": "string", "pattern": "^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"},
+    },
+    "Number": {
+        "name": "number", "in": "path", "required": True,
+        "description": "The ticket's per-organization number.",
+        "schema": {"type": "integer", "minimum": 1},
+    },
+}  # fmt: skip
+
+
+def _params(*names: str) -> list[Schema]:
+    return [{"$ref": f"#/components/parameters/{n}"} for n in names]
+
+
+def _paths() -> dict[str, Schema]:
+    location = {"headers": {"Location": {"schema": {"type": "string", "format": "uri"},
+                                         "description": "The new ticket's URL"}}}  # fmt: skip
+    return {
+        f"{PREFIX}/openapi.json": {"get": {
+            "operationId": "getOpenApi", "summary": "This document.", "security": [],
+            "responses": {"200": {"description": "OpenAPI 3.1 document",
+                                  "content": {JSON: {"schema": {"type": "object"}}}}},
+        }},
+        f"{ORG}/tickets": {"parameters": _params("OrgSlug"), "get": {
+            "operationId": "listTickets",
+            "summary": "List tickets, most recently updated first (requesters: their own).",
+            "parameters": LIST_PARAMETERS,
+            "responses": {**_ok("One page of tickets", "TicketList"), **_errors()},
+        }, "post": {
+            "operationId": "createTicket", "summary": "Open a ticket with its first message.",
+            "requestBody": _body("NewTicket"),
+            "responses": {**_ok("The new ticket", "Ticket", "201", **location),
+                          **_errors("UnsupportedMediaType")},
+        }},
+        f"{ORG}/tickets/{{number}}": {"parameters": _params("OrgSlug", "Number"), "get": {
+            "operationId": "getTicket", "summary": "Show one ticket.",
+            "responses": {**_ok("The ticket", "Ticket"), **_errors()},
+        }, "patch": {
+            "operationId": "updateTicket",
+            "summary": "Change status, priority, assignee or tags (agents and admins).",
+            "requestBody": _body("TicketPatch"),
+            "responses": {**_ok("The updated ticket", "Ticket"),
+                          **_errors("Forbidden", "UnsupportedMediaType")},
+        }},
+        f"{ORG}/tickets/{{number}}/comments": {"parameters": _params("OrgSlug", "Number"), "get": {
+            "operationId": "listComments",
+            "summary": "The conversation, oldest first (requesters never see internal notes).",
+            "responses": {**_ok("The comments", "CommentList"), **_errors()},
+        }, "post": {
+            "operationId": "createComment", "summary": "Reply, or add an internal note.",
+            "requestBody": _body("NewComment"),
+            "responses": {**_ok("The new comment", "Comment", "201"),
+                          **_errors("Forbidden", "UnsupportedMediaType")},
+        }},
+    }  # fmt: skip
+
+
+def document() -> dict[str, Any]:
+    """Return the OpenAPI 3.1 document."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "helpdesk API",
+            "version": "1",
+            "description": (
+                "Tickets and comments of one organization. Authenticate with a personal "
+                "API token: `Authorization: Bearer <token>`. A token works only with the "
+                "organization it was created in. Errors are RFC 9457 problem+json."
+            ),
+        },
+        "security": [{"bearerAuth": []}],
+        "paths": _paths(),
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "hdk_…"}
+            },
+            "schemas": COMPONENTS,
+            "parameters": PATH_PARAMETERS,
+            "responses": {name: _problem_response(name) for name in ERRORS},
+        },
+    }

@@ -1,0 +1,126 @@
+"""REST API v1: tickets and their comments, per org, for bearer-token callers.
+
+Each view parses (payload.py) → calls a service → serializes (serialize.py). Services raise
+ValidationError / NotFound / Forbidden; the handlers below turn them into problem+json.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from helpdesk.blueprints.api import auth, openapi, payload, serialize
+from helpdesk.blueprints.api.problems import ApiProblem, invalid
+from helpdesk.blueprints.api.schemas import NEW_COMMENT, NEW_TICKET, TICKET_PATCH
+from helpdesk.db import get_session
+from helpdesk.models import Channel
+from helpdesk.services import queries, tickets
+from helpdesk.services.errors import Forbidden, NotFound, ValidationError
+from helpdesk.services.permissions import load_ticket
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+bp.before_request(auth.authenticate)
+
+LIST_PARAMS = ("status", "priority", "assignee", "cursor", "limit")
+STAFF_ONLY_FIELDS = ("requester_email", "requester_name", "priority")
+
+
+@bp.after_request
+def _no_store(response: Response) -> Response:
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _rolled_back(problem: ApiProblem) -> Response:
+    get_session().rollback()  # nothing half-done outlives a failed request
+    return problem.response()
+
+
+@bp.errorhandler(ApiProblem)
+def _api_problem(exc: ApiProblem) -> Response:
+    return _rolled_back(exc)
+
+
+@bp.errorhandler(ValidationError)
+def _validation_error(exc: ValidationError) -> Response:
+    return _rolled_back(invalid(exc.errors))
+
+
+@bp.errorhandler(NotFound)
+def _not_found(exc: NotFound) -> Response:
+    return _rolled_back(ApiProblem(404, str(exc)))
+
+
+@bp.errorhandler(Forbidden)
+def _forbidden(exc: Forbidden) -> Response:
+    return _rolled_back(ApiProblem(403, f"You cannot do this: {exc}."))
+
+
+@bp.get("/openapi.json")
+def openapi_document() -> Response:
+    return jsonify(openapi.document())
+
+
+@bp.get("/orgs/<org_slug>/tickets")
+def list_tickets(org_slug: str) -> Response:
+    filters, cursor, limit = payload.list_request(LIST_PARAMS)
+    page = queries.list_tickets(get_session(), auth.current_member(), filters, cursor, limit)
+    items = [serialize.ticket(t, org_slug) for t in page.items]
+    return jsonify(items=items, next_cursor=page.next_cursor)
+
+
+@bp.post("/orgs/<org_slug>/tickets")
+def create_ticket(org_slug: str) -> tuple[Response, int, dict[str, str]]:
+    data = payload.json_object()
+    payload.check_fields(data, NEW_TICKET)
+    member = auth.current_member()
+    if not member.is_staff:
+        payload.refuse_fields(
+            data, STAFF_ONLY_FIELDS, "requesters open tickets for themselves; leave this out"
+        )
+    fields = {k: data.get(k, "") for k in NEW_TICKET["properties"]}
+    ticket = tickets.open_ticket(
+        get_session(), auth.current_org(), member, tickets.NewTicket(**fields), Channel.API
+    )
+    body = serialize.ticket(ticket, org_slug)
+    return jsonify(body), 201, {"Location": body["url"]}
+
+
+@bp.get("/orgs/<org_slug>/tickets/<number>")
+def get_ticket(org_slug: str, number: str) -> Response:
+    ticket = load_ticket(get_session(), auth.current_member(), payload.ticket_number(number))
+    return jsonify(serialize.ticket(ticket, org_slug))
+
+
+@bp.patch("/orgs/<org_slug>/tickets/<number>")
+def patch_ticket(org_slug: str, number: str) -> Response:
+    parsed = payload.ticket_number(number)
+    data = payload.json_object()
+    payload.check_fields(data, TICKET_PATCH)
+    session, member = get_session(), auth.current_member()
+    tickets.update_fields(session, member, parsed, data)
+    return jsonify(serialize.ticket(load_ticket(session, member, parsed), org_slug))
+
+
+@bp.get("/orgs/<org_slug>/tickets/<number>/comments")
+def list_comments(org_slug: str, number: str) -> Response:
+    session, member = get_session(), auth.current_member()
+    ticket = load_ticket(session, member, payload.ticket_number(number))
+    items = [serialize.comment(c) for c in queries.conversation(session, member, ticket)]
+    return jsonify(items=items)
+
+
+@bp.post("/orgs/<org_slug>/tickets/<number>/comments")
+def create_comment(org_slug: str, number: str) -> tuple[Response, int]:
+    parsed = payload.ticket_number(number)
+    data = payload.json_object()
+    payload.check_fields(data, NEW_COMMENT)
+    comment = tickets.add_comment(
+        get_session(),
+        auth.current_member(),
+        parsed,
+        data.get("body", ""),
+        internal=data.get("internal", False),
+        channel=Channel.API,
+        set_status=data.get("status"),
+    )
+    return jsonify(serialize.comment(comment)), 201

@@ -1,0 +1,184 @@
+"""JSON Schemas of the API's bodies: the OpenAPI components and the input allow-lists.
+
+Request bodies are checked against `NEW_TICKET`, `TICKET_PATCH` and `NEW_COMMENT` (field
+names and JSON types) before a service sees them, so the documented shapes are the
+enforced ones. Value rules (lengths, choices, emails) stay in the services.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from helpdesk.models import BODY_MAX, SUBJECT_MAX, Channel, Priority, Status
+
+Schema = dict[str, Any]
+
+STATUSES = [s.value for s in Status]
+PRIORITIES = [p.value for p in Priority]
+DATE_TIME: Schema = {"type": "string", "format": "date-time", "description": "ISO 8601, UTC"}
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+PERSON: Schema = {
+    "type": "object",
+    "required": ["email", "name"],
+    "properties": {
+        "email": {"type": "string", "format": "email"},
+        "name": {"type": "string", "description": "May be empty."},
+    },
+    "additionalProperties": False,
+}
+
+TICKET: Schema = {
+    "type": "object",
+    "required": [
+        "number", "subject", "status", "priority", "requester", "assignee", "tags",
+        "created_at", "updated_at", "url",
+    ],
+    "properties": {
+        "number": {"type": "integer", "minimum": 1, "description": "Per-organization number."},
+        "subject": {"type": "string", "maxLength": SUBJECT_MAX},
+        "status": {"type": "string", "enum": STATUSES},
+        "priority": {"type": "string", "enum": PRIORITIES},
+        "requester": ref("Person"),
+        "assignee": {"anyOf": [ref("Person"), {"type": "null"}]},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "created_at": DATE_TIME,
+        "updated_at": DATE_TIME,
+        "url": {"type": "string", "format": "uri", "description": "This ticket in the API."},
+    },
+    "additionalProperties": False,
+}  # fmt: skip
+
+COMMENT: Schema = {
+    "type": "object",
+    "required": ["id", "author", "body", "body_html", "internal", "channel", "created_at"],
+    "properties": {
+        "id": {"type": "integer"},
+        "author": ref("Person"),
+        "body": {"type": "string", "description": "Markdown source."},
+        "body_html": {
+            "type": "string",
+            "description": "Sanitized HTML rendering of `body` (safe to embed).",
+        },
+        "internal": {"type": "boolean", "description": "Internal note; staff only."},
+        "channel": {"type": "string", "enum": [c.value for c in Channel]},
+        "created_at": DATE_TIME,
+    },
+    "additionalProperties": False,
+}
+
+TICKET_LIST: Schema = {
+    "type": "object",
+    "required": ["items", "next_cursor"],
+    "properties": {
+        "items": {"type": "array", "items": ref("Ticket")},
+        "next_cursor": {
+            "type": ["string", "null"],
+            "description": "Pass as `cursor` for the next page; null on the last page.",
+        },
+    },
+    "additionalProperties": False,
+}
+
+COMMENT_LIST: Schema = {
+    "type": "object",
+    "required": ["items"],
+    "properties": {"items": {"type": "array", "items": ref("Comment")}},
+    "additionalProperties": False,
+}
+
+NEW_TICKET: Schema = {
+    "type": "object",
+    "description": (
+        "Agents and admins open tickets for any requester and must give `requester_email`. "
+        "Requesters open tickets for themselves: for them `requester_email`, "
+        "`requester_name` and `priority` are refused with 422."
+    ),
+    "required": ["subject", "body"],
+    "properties": {
+        "subject": {"type": "string", "minLength": 1, "maxLength": SUBJECT_MAX},
+        "body": {"type": "string", "minLength": 1, "maxLength": BODY_MAX},
+        "priority": {"type": "string", "enum": PRIORITIES, "default": "normal"},
+        "requester_email": {"type": "string", "format": "email"},
+        "requester_name": {
+            "type": "string",
+            "description": "Used when the requester is new; cut to 120 characters.",
+        },
+    },
+    "additionalProperties": False,
+}
+
+TICKET_PATCH: Schema = {
+    "type": "object",
+    "description": "Any subset of the fields; agents and admins only.",
+    "properties": {
+        "status": {"type": "string", "enum": STATUSES},
+        "priority": {"type": "string", "enum": PRIORITIES},
+        "assignee_email": {
+            "type": ["string", "null"],
+            "description": "An agent or admin of this organization; null or empty unassigns.",
+        },
+        "tags": {
+            "type": "array",
+            "maxItems": 20,
+            "items": {"type": "string", "minLength": 1, "maxLength": 40},
+            "description": (
+                "Replaces the tag list. Tags are lower-cased; each is a-z, 0-9, '-' and '_', "
+                "starting with a letter or digit."
+            ),
+        },
+    },
+    "additionalProperties": False,
+}
+
+NEW_COMMENT: Schema = {
+    "type": "object",
+    "required": ["body"],
+    "properties": {
+        "body": {"type": "string", "minLength": 1, "maxLength": BODY_MAX},
+        "internal": {
+            "type": "boolean",
+            "default": False,
+            "description": "An internal note, hidden from requesters (agents and admins only).",
+        },
+        "status": {
+            "type": "string",
+            "enum": STATUSES,
+            "description": "Set the ticket's status with the reply (agents and admins only).",
+        },
+    },
+    "additionalProperties": False,
+}
+
+PROBLEM: Schema = {
+    "type": "object",
+    "description": "RFC 9457 problem details.",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string", "description": "What went wrong and what to do."},
+        "errors": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "On 422 when specific fields are at fault: field name -> message.",
+        },
+    },
+}
+
+COMPONENTS: dict[str, Schema] = {
+    "Person": PERSON,
+    "Ticket": TICKET,
+    "Comment": COMMENT,
+    "TicketList": TICKET_LIST,
+    "CommentList": COMMENT_LIST,
+    "NewTicket": NEW_TICKET,
+    "TicketPatch": TICKET_PATCH,
+    "NewComment": NEW_COMMENT,
+    "Problem": PROBLEM,
+}

@@ -1,0 +1,57 @@
+"""Tickets and comments as JSON: the shapes documented in `schemas.py`.
+
+Row ids of tickets stay private; the per-org number is a ticket's public id.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import url_for
+
+from helpdesk.models import Comment, Ticket, User
+
+
+def timestamp(value: datetime) -> str:
+    """ISO 8601 in UTC with a `Z` suffix."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def person(user: User | None) -> dict[str, str] | None:
+    if user is None:
+        return None
+    return {"email": user.email, "name": user.name}
+
+
+def ticket_url(org_slug: str, number: int) -> str:
+    return url_for("api.get_ticket", org_slug=org_slug, number=str(number), _external=True)
+
+
+def ticket(item: Ticket, org_slug: str) -> dict[str, Any]:
+    """A ticket as the API shows it."""
+    return {
+        "number": item.number,
+        "subject": item.subject,
+        "status": item.status,
+        "priority": item.priority,
+        "requester": person(item.requester),
+        "assignee": person(item.assignee),
+        "tags": list(item.tags or []),
+        "created_at": timestamp(item.created_at),
+        "updated_at": timestamp(item.updated_at),
+        "url": ticket_url(org_slug, item.number),
+    }
+
+
+def comment(item: Comment) -> dict[str, Any]:
+    """A comment as the API shows it (`body_html` was sanitized when it was written)."""
+    return {
+        "id": item.id,
+        "author": person(item.author),
+        "body": item.body_md,
+        "body_html": item.body_html,
+        "internal": item.internal,
+        "channel": item.channel,
+        "created_at": timestamp(item.created_at),
+    }

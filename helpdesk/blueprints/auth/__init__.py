@@ -1,0 +1,3 @@
+from helpdesk.blueprints.auth.routes import bp
+
+__all__ = ["bp"]

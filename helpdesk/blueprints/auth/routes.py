@@ -1,0 +1,74 @@
+"""Log in, log out, and the landing page."""
+
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from werkzeug.wrappers import Response
+
+from helpdesk.db import get_session
+from helpdesk.extensions import limiter
+from helpdesk.services import auth as auth_service
+from helpdesk.services.orgs import user_orgs
+
+bp = Blueprint("auth", __name__)
+
+
+def _account_key() -> str:
+    """Rate-limit key for the account being tried (hashed: no emails in Redis)."""
+    email = request.form.get("email", "").strip().lower()
+    return "login-account:" + hashlib.sha256(email.encode()).hexdigest()[:32]
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Accept only local paths ("/…", not "//host" or "/\\host" or a scheme)."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or any(c in target for c in "\r\n\\"):
+        return None
+    return target
+
+
+@bp.get("/")
+def home() -> Response | str:
+    if not current_user.is_authenticated:
+        return redirect(url_for("auth.login"))
+    memberships = user_orgs(get_session(), current_user)
+    if len(memberships) == 1:
+        return redirect(url_for("tickets.index", org_slug=memberships[0][0].slug))
+    return render_template("home.html", memberships=memberships)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_IP"], methods=["POST"])
+@limiter.limit(
+    lambda: current_app.config["LOGIN_LIMIT_ACCOUNT"], methods=["POST"], key_func=_account_key
+)
+def login() -> Response | tuple[str, int] | str:
+    next_url = _safe_next(request.values.get("next"))
+    if request.method == "GET":
+        if current_user.is_authenticated:
+            return redirect(next_url or url_for("auth.home"))
+        return render_template("auth/login.html", next=next_url, error=None, email="")
+    email = request.form.get("email", "")
+    user = auth_service.authenticate(get_session(), email, request.form.get("password", ""))
+    if user is None:
+        error = "That email and password do not match an account."
+        html = render_template("auth/login.html", next=next_url, error=error, email=email)
+        return html, 401
+    session.clear()  # a fresh session on login: nothing from before survives (no fixation)
+    login_user(user)
+    return redirect(next_url or url_for("auth.home"), code=303)
+
+
+@bp.post("/logout")
+@login_required
+def logout() -> Response:
+    auth_service.end_sessions(get_session(), current_user)  # copied cookies die too
+    logout_user()
+    session.clear()
+    return redirect(url_for("auth.login"), code=303)

@@ -1,0 +1,3 @@
+from helpdesk.blueprints.ops.routes import bp
+
+__all__ = ["bp"]

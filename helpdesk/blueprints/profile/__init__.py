@@ -1,0 +1,3 @@
+from helpdesk.blueprints.profile.routes import bp
+
+__all__ = ["bp"]

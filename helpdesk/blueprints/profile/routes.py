@@ -1,0 +1,53 @@
+"""The user's profile in an org: personal API tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, redirect, request, url_for
+from werkzeug.wrappers import Response
+
+from helpdesk.blueprints import gate
+from helpdesk.db import get_session
+from helpdesk.htmx import render
+from helpdesk.services import api_tokens
+from helpdesk.services.errors import ValidationError
+
+bp = Blueprint("profile", __name__, url_prefix="/o/<org_slug>/profile")
+gate.install(bp)
+
+
+def _page(status: int = 200, **extra: Any) -> Response:
+    member = gate.current_member()
+    ctx: dict[str, Any] = {
+        "org": gate.current_org(),
+        "member": member,
+        "tokens": api_tokens.list_tokens(get_session(), member),
+        "new_token": None,
+        "errors": {},
+        "name": "",
+        **extra,
+    }
+    return render("profile/show.html", status=status, **ctx)
+
+
+@bp.get("")
+def show(org_slug: str) -> Response:
+    return _page()
+
+
+@bp.post("/tokens")
+def create_token(org_slug: str) -> Response:
+    name = request.form.get("name", "")
+    try:
+        _token, plaintext = api_tokens.create_token(get_session(), gate.current_member(), name)
+    except ValidationError as exc:
+        return _page(422, errors=exc.errors, name=name)
+    # Shown once, in this response only; never stored in plaintext or put in a URL.
+    return _page(201, new_token=plaintext)
+
+
+@bp.post("/tokens/<int:token_id>/revoke")
+def revoke_token(org_slug: str, token_id: int) -> Response:
+    api_tokens.revoke_token(get_session(), gate.current_member(), token_id)
+    return redirect(url_for("profile.show", org_slug=org_slug), code=303)

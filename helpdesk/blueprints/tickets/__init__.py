@@ -1,0 +1,3 @@
+from helpdesk.blueprints.tickets.routes import bp
+
+__all__ = ["bp"]

@@ -1,0 +1,132 @@
+"""Agent and requester ticket pages: list, new, detail, reply, field changes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, redirect, request, url_for
+from werkzeug.wrappers import Response
+
+from helpdesk.blueprints import gate
+from helpdesk.db import get_session
+from helpdesk.htmx import is_htmx, render, trigger
+from helpdesk.models import Channel, Priority, Status
+from helpdesk.services import orgs, queries, tickets
+from helpdesk.services.errors import ValidationError
+from helpdesk.services.permissions import load_ticket
+
+bp = Blueprint("tickets", __name__, url_prefix="/o/<org_slug>")
+gate.install(bp)
+
+FILTER_KEYS = ("status", "priority", "assignee")
+
+
+def _common() -> dict[str, Any]:
+    member = gate.current_member()
+    session = get_session()
+    return {
+        "org": gate.current_org(),
+        "member": member,
+        "statuses": [s.value for s in Status],
+        "priorities": [p.value for p in Priority],
+        "agents": orgs.staff_members(session) if member.is_staff else [],
+    }
+
+
+@bp.get("/tickets")
+def index(org_slug: str) -> Response:
+    args = {k: request.args.get(k, "") for k in FILTER_KEYS}
+    session, member = get_session(), gate.current_member()
+    errors: dict[str, str] = {}
+    try:
+        filters = queries.parse_filter(args)
+        page = queries.list_tickets(
+            session, member, filters, request.args.get("cursor") or None, _page_size()
+        )
+    except ValidationError as exc:
+        errors, page = exc.errors, queries.Page([], None)
+    next_url = None
+    if page.next_cursor:
+        params: dict[str, Any] = {k: v for k, v in args.items() if v}
+        next_url = url_for("tickets.index", org_slug=org_slug, cursor=page.next_cursor, **params)
+    block = "more_rows" if request.args.get("cursor") else "rows"
+    return render(
+        "tickets/list.html", block=block, status=422 if errors else 200,
+        page=page, args=args, errors=errors, next_url=next_url, **_common(),
+    )  # fmt: skip
+
+
+def _page_size() -> int:
+    return int(current_app.config["PAGE_SIZE"])
+
+
+@bp.get("/tickets/new")
+def new(org_slug: str) -> Response:
+    return render("tickets/new.html", form={"priority": "normal"}, errors={}, **_common())
+
+
+@bp.post("/tickets")
+def create(org_slug: str) -> Response:
+    form = {k: request.form.get(k, "") for k in ("subject", "body", "priority", "requester_email",
+                                                 "requester_name")}  # fmt: skip
+    data = tickets.NewTicket(**form)
+    try:
+        ticket = tickets.open_ticket(
+            get_session(), gate.current_org(), gate.current_member(), data, Channel.WEB
+        )
+    except ValidationError as exc:
+        return render("tickets/new.html", status=422, form=form, errors=exc.errors, **_common())
+    return redirect(url_for("tickets.show", org_slug=org_slug, number=ticket.number), code=303)
+
+
+def _detail(number: int, status: int = 200, block: str | None = None, **extra: Any) -> Response:
+    session, member = get_session(), gate.current_member()
+    ticket = load_ticket(session, member, number)
+    ctx = {
+        "ticket": ticket,
+        "comments": queries.conversation(session, member, ticket),
+        "events": queries.history(session, ticket) if member.is_staff else [],
+        "reply": {"body": "", "internal": False},
+        "reply_errors": {},
+        "field_errors": {},
+        **_common(),
+        **extra,
+    }
+    return render("tickets/detail.html", block=block, status=status, **ctx)
+
+
+@bp.get("/tickets/<int:number>")
+def show(org_slug: str, number: int) -> Response:
+    return _detail(number)
+
+
+@bp.post("/tickets/<int:number>/comments")
+def comment(org_slug: str, number: int) -> Response:
+    body = request.form.get("body", "")
+    internal = request.form.get("internal") == "1"
+    set_status = request.form.get("set_status") or None
+    try:
+        tickets.add_comment(
+            get_session(), gate.current_member(), number, body, internal, Channel.WEB, set_status
+        )
+    except ValidationError as exc:
+        reply = {"body": body, "internal": internal}
+        return _detail(number, 422, "conversation", reply=reply, reply_errors=exc.errors)
+    if not is_htmx():
+        return redirect(url_for("tickets.show", org_slug=org_slug, number=number), code=303)
+    response = _detail(number, block="conversation")
+    return trigger(response, toast="Note added" if internal else "Reply sent")
+
+
+@bp.post("/tickets/<int:number>/fields")
+def fields(org_slug: str, number: int) -> Response:
+    changes = {k: request.form[k] for k in ("status", "priority", "assignee_email", "tags")
+               if k in request.form}  # fmt: skip
+    try:
+        events = tickets.update_fields(get_session(), gate.current_member(), number, changes)
+    except ValidationError as exc:
+        return _detail(number, 422, "side", field_errors=exc.errors)
+    if not is_htmx():
+        return redirect(url_for("tickets.show", org_slug=org_slug, number=number), code=303)
+    response = _detail(number, block="side")
+    return trigger(response, toast=f"{len(events)} change(s) saved" if events else "No changes")

@@ -1,0 +1,94 @@
+"""Flask commands: `flask --app wsgi seed demo`, `bootstrap`, `tokens create`."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from contextlib import AbstractContextManager
+
+import click
+from flask import Flask, current_app
+from sqlalchemy.orm import Session
+
+from helpdesk.db import session_scope
+from helpdesk.services import api_tokens, orgs, seed
+from helpdesk.services.errors import ValidationError
+from helpdesk.tenancy import tenant_scope
+
+
+def _sessions() -> AbstractContextManager[Session]:
+    return session_scope(current_app.extensions["helpdesk.sessionmaker"])
+
+
+@click.group("seed")
+def seed_group() -> None:
+    """Load development data."""
+
+
+@seed_group.command("demo")
+def seed_demo() -> None:
+    """Create the demo and acme orgs with users and ~50 tickets each (idempotent)."""
+    if current_app.config["HELPDESK_ENV"] == "production":
+        raise click.ClickException("refusing to seed demo data when HELPDESK_ENV=production")
+    password = os.environ.get("DEMO_PASSWORD") or secrets.token_urlsafe(12)
+    with _sessions() as session:
+        try:
+            result = seed.seed_demo(session, password)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+    for slug in result.created_orgs:
+        click.echo(f"created org {slug}")
+    for slug in result.skipped_orgs:
+        click.echo(f"org {slug} already exists: left unchanged")
+    if result.created_orgs:
+        shown = password if not os.environ.get("DEMO_PASSWORD") else "(the DEMO_PASSWORD value)"
+        click.echo(f"demo logins: {', '.join(result.logins)}")
+        click.echo(f"demo password: {shown}")
+
+
+@click.command("bootstrap")
+@click.option("--org-slug", required=True, help="URL name of the first organization")
+@click.option("--org-name", required=True, help="Display name of the organization")
+@click.option("--admin-email", required=True, help="Email of its first admin")
+def bootstrap(org_slug: str, org_name: str, admin_email: str) -> None:
+    """Create the first org and admin with a random password, printed once."""
+    with _sessions() as session:
+        try:
+            result = seed.bootstrap(session, org_slug, org_name, admin_email)
+        except ValidationError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(f"created org {result.org.slug} with admin {result.admin_email}")
+    click.echo(f"password (shown once, change it after logging in): {result.password}")
+
+
+@click.group("tokens")
+def tokens_group() -> None:
+    """Manage API tokens."""
+
+
+@tokens_group.command("create")
+@click.option("--email", required=True, help="The user the token acts as")
+@click.option("--org", "org_slug", required=True, help="The org the token is limited to")
+@click.option("--name", default="cli", show_default=True, help="A label for the token")
+def tokens_create(email: str, org_slug: str, name: str) -> None:
+    """Create an API token and print it once."""
+    with _sessions() as session:
+        org = orgs.find_org(session, org_slug)
+        user = orgs.find_user(session, email)
+        if org is None or user is None:
+            raise click.ClickException("no such org, or no such user")
+        with tenant_scope(session, org.id):
+            member = orgs.find_membership(session, org.id, user.id)
+            if member is None:
+                raise click.ClickException(f"{email} is not a member of {org_slug}")
+            try:
+                _token, plaintext = api_tokens.create_token(session, member, name)
+            except ValidationError as exc:
+                raise click.ClickException(str(exc)) from exc
+    click.echo(plaintext)
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(seed_group)
+    app.cli.add_command(bootstrap)
+    app.cli.add_command(tokens_group)

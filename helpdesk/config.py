@@ -1,0 +1,123 @@
+"""Settings from the environment, validated once at start-up.
+
+Every setting is listed in `.env.example` with a safe development default.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_SECRET_KEY = "dev-insecure-change-me"  # noqa: S105 - the sentinel production refuses
+
+
+class ConfigError(RuntimeError):
+    """Raised when the settings cannot run the app safely."""
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass
+class Settings:
+    """Typed view of the environment."""
+
+    env: str = "development"
+    secret_key: str = DEFAULT_SECRET_KEY
+    database_url: str = ""
+    redis_url: str = ""
+    ratelimit_storage_uri: str = ""
+    ratelimit_enabled: bool = True
+    login_limit_ip: str = "20 per minute"
+    login_limit_account: str = "5 per minute;30 per hour"
+    proxy_hops: int = 0
+    page_size: int = 25
+    session_cookie_secure: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Read settings from os.environ."""
+        env = os.environ.get("HELPDESK_ENV", "development")
+        return cls(
+            env=env,
+            secret_key=os.environ.get("SECRET_KEY", DEFAULT_SECRET_KEY),
+            database_url=os.environ.get("DATABASE_URL", ""),
+            redis_url=os.environ.get("REDIS_URL", ""),
+            ratelimit_storage_uri=os.environ.get("RATELIMIT_STORAGE_URI", ""),
+            ratelimit_enabled=_bool(os.environ.get("RATELIMIT_ENABLED"), True),
+            login_limit_ip=os.environ.get("LOGIN_LIMIT_IP", "20 per minute"),
+            login_limit_account=os.environ.get("LOGIN_LIMIT_ACCOUNT", "5 per minute;30 per hour"),
+            proxy_hops=_int("PROXY_HOPS", 0),
+            page_size=_int("PAGE_SIZE", 25),
+            session_cookie_secure=_bool(
+                os.environ.get("SESSION_COOKIE_SECURE"), env == "production"
+            ),
+        )
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    def validate(self) -> None:
+        """Refuse settings that would run the app unsafely or not at all."""
+        if self.env not in {"development", "test", "production"}:
+            raise ConfigError("HELPDESK_ENV must be development, test or production")
+        if not self.database_url:
+            raise ConfigError("DATABASE_URL is not set (make run starts an embedded one)")
+        if not self.redis_url:
+            raise ConfigError("REDIS_URL is not set (make run starts an embedded one)")
+        if self.is_production:
+            if not self.secret_key or self.secret_key == DEFAULT_SECRET_KEY:
+                raise ConfigError("SECRET_KEY must be set to a random value in production")
+            if len(self.secret_key) < 32:
+                raise ConfigError("SECRET_KEY must be at least 32 characters in production")
+        if self.page_size < 1 or self.page_size > 200:
+            raise ConfigError("PAGE_SIZE must be between 1 and 200")
+        if self.proxy_hops < 0:
+            raise ConfigError("PROXY_HOPS must not be negative")
+
+    def flask_config(self) -> dict[str, Any]:
+        """Translate into Flask / extension config keys."""
+        return {
+            "SECRET_KEY": self.secret_key,
+            "HELPDESK_ENV": self.env,
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+            "RATELIMIT_STORAGE_URI": self.ratelimit_storage_uri or _limits_uri(self.redis_url),
+            "RATELIMIT_ENABLED": self.ratelimit_enabled,
+            "RATELIMIT_HEADERS_ENABLED": True,
+            "LOGIN_LIMIT_IP": self.login_limit_ip,
+            "LOGIN_LIMIT_ACCOUNT": self.login_limit_account,
+            "PROXY_HOPS": self.proxy_hops,
+            "PAGE_SIZE": self.page_size,
+            "SESSION_COOKIE_HTTPONLY": True,
+            "SESSION_COOKIE_SAMESITE": "Lax",
+            "SESSION_COOKIE_SECURE": self.session_cookie_secure,
+            "REMEMBER_COOKIE_SECURE": self.session_cookie_secure,
+            "WTF_CSRF_TIME_LIMIT": None,
+            "WTF_CSRF_HEADERS": ["X-CSRFToken", "X-CSRF-Token"],
+            "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+            **self.extra,
+        }
+
+
+def _limits_uri(redis_url: str) -> str:
+    """Storage URI for flask-limiter (the `limits` library spells unix sockets differently)."""
+    if redis_url.startswith("unix://"):
+        return "redis+unix://" + redis_url[len("unix://") :]
+    return redis_url

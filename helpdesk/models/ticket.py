@@ -1,0 +1,95 @@
+"""Tickets and their field-change history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from helpdesk.db import Base, utcnow
+from helpdesk.tenancy import OrgScoped
+
+if TYPE_CHECKING:
+    from helpdesk.models.user import User
+
+
+class Status(StrEnum):
+    NEW = "new"
+    OPEN = "open"
+    PENDING = "pending"
+    ON_HOLD = "on_hold"
+    SOLVED = "solved"
+    CLOSED = "closed"
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+SUBJECT_MAX = 200
+
+
+def _in(values: type[StrEnum]) -> str:
+    return ", ".join(f"'{v.value}'" for v in values)
+
+
+class Ticket(OrgScoped, Base):
+    """A request from a requester, numbered per org."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        UniqueConstraint("org_id", "number"),
+        CheckConstraint(f"status IN ({_in(Status)})", name="status"),
+        CheckConstraint(f"priority IN ({_in(Priority)})", name="priority"),
+        Index("ix_tickets_org_updated", "org_id", "updated_at", "id"),
+        Index("ix_tickets_org_status_updated", "org_id", "status", "updated_at", "id"),
+        Index("ix_tickets_org_assignee_updated", "org_id", "assignee_id", "updated_at", "id"),
+        Index("ix_tickets_org_requester_updated", "org_id", "requester_id", "updated_at", "id"),
+        Index("ix_tickets_tags", "tags", postgresql_using="gin"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    number: Mapped[int]
+    subject: Mapped[str] = mapped_column(String(SUBJECT_MAX))
+    status: Mapped[str] = mapped_column(String(16), default=Status.NEW.value)
+    priority: Mapped[str] = mapped_column(String(16), default=Priority.NORMAL.value)
+    requester_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    tags: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list, server_default="{}")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    requester: Mapped[User] = relationship(foreign_keys=[requester_id], lazy="joined")
+    assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id], lazy="joined")
+
+
+class TicketEvent(OrgScoped, Base):
+    """One field change on a ticket: who changed what from what to what."""
+
+    __tablename__ = "ticket_events"
+    __table_args__ = (Index("ix_ticket_events_ticket_created", "ticket_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tickets.id", ondelete="CASCADE"))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    field: Mapped[str] = mapped_column(String(32))
+    old_value: Mapped[str | None] = mapped_column(Text)
+    new_value: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    actor: Mapped[User | None] = relationship(lazy="joined")

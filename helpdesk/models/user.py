@@ -1,0 +1,45 @@
+"""People: agents, admins and requesters share one account table."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from helpdesk.db import Base, utcnow
+
+
+class User(Base):
+    """An account. Emails are stored lower-cased; requesters may have no password."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(120), default="", server_default="")
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    session_version: Mapped[int] = mapped_column(default=1, server_default="1")
+    active: Mapped[bool] = mapped_column(default=True, server_default="true")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.email.split("@", 1)[0]
+
+    # flask-login protocol -------------------------------------------------------------
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        """Session identity: id plus session_version, so bumping the version logs out."""
+        return f"{self.id}:{self.session_version}"

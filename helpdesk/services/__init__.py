@@ -1,0 +1,1 @@
+"""Domain operations: verb-named functions taking (session, actor, …); never flask.request."""

@@ -1,0 +1,128 @@
+"""Organizations, memberships and the people in them."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from helpdesk.models import Membership, Organization, Role, User
+from helpdesk.services.errors import ValidationError
+from helpdesk.services.passwords import hash_password
+from helpdesk.services.validation import normalize_email
+from helpdesk.tenancy import set_tenant, tenant_scope, unscoped
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def find_org(session: Session, slug: str) -> Organization | None:
+    """Return the org with this slug, or None."""
+    if not SLUG_RE.match(slug):
+        return None
+    return session.scalar(select(Organization).where(Organization.slug == slug))
+
+
+def enter_org(session: Session, slug: str, user_id: int) -> Membership | None:
+    """The tenant gate: scope the session to the org if the user is a member, else None."""
+    org = find_org(session, slug)
+    if org is None:
+        return None
+    set_tenant(session, org.id)
+    member = find_membership(session, org.id, user_id)
+    if member is None or not member.user.active:
+        return None
+    return member
+
+
+def find_membership(session: Session, org_id: int, user_id: int) -> Membership | None:
+    """Return the user's membership in the org (the caller has entered that org's scope)."""
+    return session.scalar(
+        select(Membership).where(Membership.org_id == org_id, Membership.user_id == user_id)
+    )
+
+
+def user_orgs(session: Session, user: User) -> list[tuple[Organization, str]]:
+    """List (org, role) for every org the user belongs to — a deliberate cross-org read."""
+    with unscoped(session):
+        rows = session.execute(
+            select(Organization, Membership.role)
+            .join(Membership, Membership.org_id == Organization.id)
+            .where(Membership.user_id == user.id)
+            .order_by(Organization.name)
+        ).all()
+    return [(org, role) for org, role in rows]
+
+
+def create_org(session: Session, slug: str, name: str) -> Organization:
+    """Create an org; refuse a taken or malformed slug."""
+    if not SLUG_RE.match(slug):
+        raise ValidationError({"slug": "use 1-63 lower-case letters, digits and dashes"})
+    if not name.strip() or len(name) > 200:
+        raise ValidationError({"name": "give a name of 1-200 characters"})
+    if find_org(session, slug) is not None:
+        raise ValidationError({"slug": f"an organization '{slug}' already exists"})
+    org = Organization(slug=slug, name=name.strip())
+    session.add(org)
+    session.flush()
+    return org
+
+
+def find_user(session: Session, email: str) -> User | None:
+    """Return the user with this email, or None."""
+    address = normalize_email(email)
+    if address is None:
+        return None
+    return session.scalar(select(User).where(User.email == address))
+
+
+def ensure_user(session: Session, email: str, name: str = "") -> User:
+    """Return the user with this email, creating a password-less one if new."""
+    address = normalize_email(email)
+    if address is None:
+        raise ValidationError({"email": "enter a valid email address"})
+    user = session.scalar(select(User).where(User.email == address))
+    if user is None:
+        user = User(email=address, name=name.strip()[:120])
+        session.add(user)
+        session.flush()
+    return user
+
+
+def ensure_member(session: Session, org: Organization, user: User, role: Role) -> Membership:
+    """Return the user's membership in org, adding it with `role` if missing."""
+    with tenant_scope(session, org.id):
+        member = find_membership(session, org.id, user.id)
+        if member is None:
+            member = Membership(org_id=org.id, user_id=user.id, role=role.value)
+            session.add(member)
+            session.flush()
+    return member
+
+
+def set_password(session: Session, user: User, password: str) -> None:
+    user.password_hash = hash_password(password)
+    session.flush()
+
+
+def staff_member_by_email(session: Session, email: str) -> Membership | None:
+    """Return the admin/agent membership for this email in the current org."""
+    address = normalize_email(email)
+    if address is None:
+        return None
+    return session.scalar(
+        select(Membership)
+        .join(User, User.id == Membership.user_id)
+        .where(User.email == address, Membership.role.in_([Role.ADMIN.value, Role.AGENT.value]))
+    )
+
+
+def staff_members(session: Session) -> list[Membership]:
+    """Agents and admins of the current org, by name."""
+    rows = session.scalars(
+        select(Membership)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.role.in_([Role.ADMIN.value, Role.AGENT.value]))
+        .order_by(User.name, User.email)
+    )
+    return list(rows)

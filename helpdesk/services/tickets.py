@@ -1,0 +1,255 @@
+"""Ticket operations: open, reply, change fields, list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from helpdesk.db import utcnow
+from helpdesk.models import (
+    BODY_MAX,
+    SUBJECT_MAX,
+    Channel,
+    Comment,
+    Membership,
+    Organization,
+    Priority,
+    Role,
+    Status,
+    Ticket,
+    TicketEvent,
+    User,
+)
+from helpdesk.rendering import render_markdown
+from helpdesk.services import orgs
+from helpdesk.services.errors import ValidationError
+from helpdesk.services.permissions import can_see_internal, load_ticket, require_staff
+from helpdesk.services.validation import choice, choices_text, normalize_email, parse_tags
+
+OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING, Status.ON_HOLD)
+
+
+@dataclass
+class NewTicket:
+    subject: str
+    body: str
+    priority: str = Priority.NORMAL.value
+    requester_email: str = ""
+    requester_name: str = ""
+
+
+def clean_subject(value: object) -> str:
+    """Return a one-line subject or raise ValidationError."""
+    text = " ".join(value.split()) if isinstance(value, str) else ""
+    if not text:
+        raise ValidationError({"subject": "enter a subject"})
+    if len(text) > SUBJECT_MAX:
+        raise ValidationError({"subject": f"keep the subject under {SUBJECT_MAX} characters"})
+    return text
+
+
+def clean_body(value: object, field: str = "body") -> str:
+    """Return a non-empty message body or raise ValidationError."""
+    text = value.replace("\r\n", "\n").replace("\x00", "") if isinstance(value, str) else ""
+    if not text.strip():
+        raise ValidationError({field: "write a message"})
+    if len(text) > BODY_MAX:
+        raise ValidationError({field: f"keep the message under {BODY_MAX:,} characters"})
+    return text
+
+
+def _next_number(session: Session, org_id: int) -> int:
+    """Allocate the next per-org ticket number (the org row lock serializes writers)."""
+    number = session.scalar(
+        update(Organization)
+        .where(Organization.id == org_id)
+        .values(ticket_seq=Organization.ticket_seq + 1)
+        .returning(Organization.ticket_seq)
+    )
+    assert number is not None
+    return number
+
+
+def open_ticket(
+    session: Session, org: Organization, actor: Membership, data: NewTicket, channel: Channel
+) -> Ticket:
+    """Create a ticket with its first message; staff open it for any requester email."""
+    errors: dict[str, str] = {}
+    subject = body = priority = ""
+    try:
+        subject = clean_subject(data.subject)
+    except ValidationError as exc:
+        errors.update(exc.errors)
+    try:
+        body = clean_body(data.body)
+    except ValidationError as exc:
+        errors.update(exc.errors)
+    if actor.is_staff:
+        priority = choice(data.priority or Priority.NORMAL.value, Priority) or ""
+        if not priority:
+            errors["priority"] = f"choose one of: {choices_text(Priority)}"
+        if normalize_email(data.requester_email) is None:
+            errors["requester_email"] = "enter the requester's email address"
+    if errors:
+        raise ValidationError(errors)
+    if actor.is_staff:
+        requester = orgs.ensure_user(session, data.requester_email, data.requester_name)
+        orgs.ensure_member(session, org, requester, Role.REQUESTER)
+    else:
+        requester, priority = actor.user, Priority.NORMAL.value
+    now = utcnow()
+    ticket = Ticket(
+        org_id=org.id,
+        number=_next_number(session, org.id),
+        subject=subject,
+        priority=priority,
+        status=Status.NEW.value,
+        requester_id=requester.id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(ticket)
+    session.flush()
+    session.add(_comment(ticket, actor, body, internal=False, channel=channel))
+    session.commit()
+    return ticket
+
+
+def _comment(
+    ticket: Ticket, actor: Membership, body: str, internal: bool, channel: Channel
+) -> Comment:
+    return Comment(
+        org_id=ticket.org_id,
+        ticket_id=ticket.id,
+        author_id=actor.user_id,
+        body_md=body,
+        body_html=str(render_markdown(body)),
+        internal=internal,
+        channel=channel.value,
+    )
+
+
+def _event(ticket: Ticket, actor: Membership, field: str, old: Any, new: Any) -> TicketEvent:
+    return TicketEvent(
+        org_id=ticket.org_id,
+        ticket_id=ticket.id,
+        actor_id=actor.user_id,
+        field=field,
+        old_value=None if old is None else str(old),
+        new_value=None if new is None else str(new),
+    )
+
+
+def add_comment(
+    session: Session,
+    actor: Membership,
+    number: int,
+    body: object,
+    internal: bool = False,
+    channel: Channel = Channel.WEB,
+    set_status: str | None = None,
+) -> Comment:
+    """Add a public reply or an internal note; replies may move the ticket's status."""
+    ticket = load_ticket(session, actor, number)
+    text = clean_body(body)
+    if internal and not can_see_internal(actor):
+        raise ValidationError({"internal": "only agents can write internal notes"})
+    new_status = _status_after_reply(ticket, actor, internal, set_status)
+    comment = _comment(ticket, actor, text, internal, channel)
+    session.add(comment)
+    if new_status and new_status != ticket.status:
+        session.add(_event(ticket, actor, "status", ticket.status, new_status))
+        ticket.status = new_status
+    ticket.updated_at = utcnow()
+    session.commit()
+    return comment
+
+
+def _status_after_reply(
+    ticket: Ticket, actor: Membership, internal: bool, set_status: str | None
+) -> str | None:
+    if set_status:
+        require_staff(actor, "set the status")
+        status = choice(set_status, Status)
+        if status is None:
+            raise ValidationError({"status": f"choose one of: {choices_text(Status)}"})
+        return status
+    if internal:
+        return None
+    if actor.is_staff and ticket.status == Status.NEW:
+        return Status.OPEN.value
+    if not actor.is_staff and ticket.status in (Status.PENDING, Status.SOLVED):
+        return Status.OPEN.value
+    return None
+
+
+def update_fields(
+    session: Session, actor: Membership, number: int, changes: dict[str, Any]
+) -> list[TicketEvent]:
+    """Change status/priority/assignee/tags; one TicketEvent per field that changed."""
+    ticket = load_ticket(session, actor, number)  # invisible tickets are 404 for everyone
+    require_staff(actor, "change ticket fields")
+    values = _validate_changes(session, changes)
+    events: list[TicketEvent] = []
+    for field, new in values.items():
+        old = getattr(ticket, field)
+        if old != new:
+            name = "assignee" if field == "assignee_id" else field
+            old_text, new_text = _describe(session, field, old), _describe(session, field, new)
+            events.append(_event(ticket, actor, name, old_text, new_text))
+            setattr(ticket, field, new)
+    if events:
+        ticket.updated_at = utcnow()
+        session.add_all(events)
+    session.commit()
+    return events
+
+
+def _describe(session: Session, field: str, value: Any) -> str | None:
+    """Human-readable value for the history pane."""
+    if value is None:
+        return None
+    if field == "assignee_id":
+        user = session.get(User, value)
+        return user.email if user else None
+    if field == "tags":
+        return ", ".join(value)
+    return str(value)
+
+
+ALLOWED_CHANGES = {"status", "priority", "assignee_email", "tags"}
+
+
+def _validate_changes(session: Session, changes: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(changes) - ALLOWED_CHANGES
+    if unknown:
+        raise ValidationError({k: "this field cannot be changed" for k in sorted(unknown)})
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    for field, allowed in (("status", Status), ("priority", Priority)):
+        if field in changes:
+            value = choice(changes[field], allowed)
+            if value is None:
+                errors[field] = f"choose one of: {choices_text(allowed)}"
+            values[field] = value
+    if "assignee_email" in changes:
+        raw = changes["assignee_email"]
+        if raw in (None, ""):
+            values["assignee_id"] = None
+        else:
+            member = orgs.staff_member_by_email(session, raw) if isinstance(raw, str) else None
+            if member is None:
+                errors["assignee_email"] = "no agent with that email in this organization"
+            else:
+                values["assignee_id"] = member.user_id
+    if "tags" in changes:
+        tags = parse_tags(changes["tags"])
+        if tags is None:
+            errors["tags"] = "tags are up to 20 words of a-z, 0-9, - and _ (max 40 characters)"
+        values["tags"] = tags
+    if errors:
+        raise ValidationError(errors)
+    return values

@@ -1,0 +1,152 @@
+"""The tenant gate: every org-owned row is reachable only inside its org's scope.
+
+Why this exists: peer help desks leaked data across customers through one forgotten
+filter (search by number, a merge form, a list filter). Here no query needs to remember:
+
+* Models that belong to an org inherit `OrgScoped`.
+* A `do_orm_execute` listener adds `org_id = <current org>` to every ORM statement
+  (selects, updates, deletes, joins and relationship loads alike).
+* A statement that touches an `OrgScoped` table while no tenant is set **raises**
+  (fail closed). Deliberate cross-org code says so with `unscoped(session)`.
+* A `before_flush` listener stamps new rows with the current org and refuses rows or
+  changes that point at another org.
+
+The tenant lives on the SQLAlchemy session (`session.info`), so it travels with the unit of
+work: a request sets it once in the org blueprint's `before_request`; a job enters
+`tenant_scope(session, org_id)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import ForeignKey, Table, event, inspect
+from sqlalchemy.orm import (
+    Mapped,
+    ORMExecuteState,
+    Session,
+    mapped_column,
+    with_loader_criteria,
+)
+from sqlalchemy.sql import visitors
+
+ORG_KEY = "helpdesk.org_id"
+UNSCOPED_KEY = "helpdesk.unscoped"
+
+
+class TenancyError(RuntimeError):
+    """An org-owned table was touched outside any tenant scope, or across tenants."""
+
+
+class OrgScoped:
+    """Mixin for models owned by one organization."""
+
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
+    )
+
+
+def current_org_id(session: Session) -> int | None:
+    """Return the org the session is scoped to, if any."""
+    value = session.info.get(ORG_KEY)
+    return int(value) if value is not None else None
+
+
+def set_tenant(session: Session, org_id: int) -> None:
+    """Scope a fresh session (one request) to one org."""
+    existing = session.info.get(ORG_KEY)
+    if existing is not None and existing != org_id:
+        raise TenancyError("session is already scoped to another org")
+    session.info[ORG_KEY] = org_id
+
+
+@contextmanager
+def tenant_scope(session: Session, org_id: int) -> Iterator[Session]:
+    """Run a block (a job, a command) inside one org's scope."""
+    previous = session.info.get(ORG_KEY)
+    session.info[ORG_KEY] = org_id
+    try:
+        yield session
+    finally:
+        if previous is None:
+            session.info.pop(ORG_KEY, None)
+        else:
+            session.info[ORG_KEY] = previous
+
+
+@contextmanager
+def unscoped(session: Session) -> Iterator[Session]:
+    """Deliberately look across orgs (token lookup, login, ops commands)."""
+    previous = session.info.get(UNSCOPED_KEY, False)
+    session.info[UNSCOPED_KEY] = True
+    try:
+        yield session
+    finally:
+        session.info[UNSCOPED_KEY] = previous
+
+
+def _scoped_tables() -> set[Table]:
+    tables: set[Table] = set()
+    for cls in _all_subclasses(OrgScoped):
+        table = getattr(cls, "__table__", None)
+        if isinstance(table, Table):
+            tables.add(table)
+    return tables
+
+
+def _all_subclasses(cls: type) -> Iterator[type]:
+    sub: type
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _all_subclasses(sub)
+
+
+def _touches_scoped_table(statement: Any) -> bool:
+    scoped = _scoped_tables()
+    return any(isinstance(node, Table) and node in scoped for node in visitors.iterate(statement))
+
+
+def _scope_statement(state: ORMExecuteState) -> None:
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    if state.is_column_load or state.is_relationship_load:
+        return  # the criteria added to the parent statement propagate to these loads
+    if state.session.info.get(UNSCOPED_KEY):
+        return
+    org_id = state.session.info.get(ORG_KEY)
+    if org_id is None:
+        if _touches_scoped_table(state.statement):
+            raise TenancyError("query on an org-owned table with no tenant set")
+        return
+    state.statement = state.statement.options(
+        with_loader_criteria(OrgScoped, lambda cls: cls.org_id == org_id, include_aliases=True)
+    )
+
+
+def _stamp_rows(session: Session, _flush_context: Any, _instances: Any) -> None:
+    unscoped_mode = session.info.get(UNSCOPED_KEY, False)
+    org_id = session.info.get(ORG_KEY)
+    for obj in session.new:
+        if not isinstance(obj, OrgScoped):
+            continue
+        if obj.org_id is None:
+            if org_id is None:
+                raise TenancyError(f"new {type(obj).__name__} with no org and no tenant set")
+            obj.org_id = org_id
+        elif org_id is not None and obj.org_id != org_id:
+            raise TenancyError(f"new {type(obj).__name__} belongs to another org")
+        elif org_id is None and not unscoped_mode:
+            raise TenancyError(f"new {type(obj).__name__} written with no tenant set")
+    for obj in session.dirty:
+        if isinstance(obj, OrgScoped) and inspect(obj).attrs.org_id.history.has_changes():
+            raise TenancyError(f"{type(obj).__name__}.org_id cannot be changed")
+
+
+def install() -> None:
+    """Register the listeners once per process (called by the app factory)."""
+    if not event.contains(Session, "do_orm_execute", _scope_statement):
+        event.listen(Session, "do_orm_execute", _scope_statement)
+    if not event.contains(Session, "before_flush", _stamp_rows):
+        event.listen(Session, "before_flush", _stamp_rows)

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import pytest
+
+from helpdesk.config import DEFAULT_SECRET_KEY, ConfigError, Settings
+
+
+def _settings(**kw: object) -> Settings:
+    base: dict[str, object] = {"database_url": "postgresql+psycopg://x/y", "redis_url": "redis://x"}
+    base.update(kw)
+    return Settings(**base)  # type: ignore[arg-type]
+
+
+def test_production_refuses_default_or_missing_secret() -> None:
+    for secret in (DEFAULT_SECRET_KEY, "", "short"):
+        with pytest.raises(ConfigError, match="SECRET_KEY"):
+            _settings(env="production", secret_key=secret).validate()
+    _settings(env="production", secret_key="x" * 40).validate()
+
+
+def test_development_accepts_default_secret() -> None:
+    _settings(env="development").validate()
+
+
+def test_missing_urls_are_named() -> None:
+    with pytest.raises(ConfigError, match="DATABASE_URL"):
+        _settings(database_url="").validate()
+    with pytest.raises(ConfigError, match="REDIS_URL"):
+        _settings(redis_url="").validate()
+
+
+def test_bad_integer_in_env_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAGE_SIZE", "lots")
+    with pytest.raises(ConfigError, match="PAGE_SIZE"):
+        Settings.from_env()
+
+
+def test_unix_socket_redis_maps_to_limits_uri() -> None:
+    cfg = _settings(redis_url="unix:///tmp/r.sock").flask_config()
+    assert cfg["RATELIMIT_STORAGE_URI"] == "redis+unix:///tmp/r.sock"
