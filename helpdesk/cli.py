@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy.orm import Session
 
 from helpdesk.db import session_scope
@@ -20,7 +21,7 @@ def _sessions() -> AbstractContextManager[Session]:
     return session_scope(current_app.extensions["helpdesk.sessionmaker"])
 
 
-@click.group("seed")
+@click.group("seed", cls=AppGroup)
 def seed_group() -> None:
     """Load development data."""
 
@@ -47,6 +48,7 @@ def seed_demo() -> None:
 
 
 @click.command("bootstrap")
+@with_appcontext
 @click.option("--org-slug", required=True, help="URL name of the first organization")
 @click.option("--org-name", required=True, help="Display name of the organization")
 @click.option("--admin-email", required=True, help="Email of its first admin")
@@ -61,7 +63,7 @@ def bootstrap(org_slug: str, org_name: str, admin_email: str) -> None:
     click.echo(f"password (shown once, change it after logging in): {result.password}")
 
 
-@click.group("tokens")
+@click.group("tokens", cls=AppGroup)
 def tokens_group() -> None:
     """Manage API tokens."""
 

@@ -8,6 +8,12 @@ filter (search by number, a merge form, a list filter). Here no query needs to r
   (selects, updates, deletes, joins and relationship loads alike).
 * A statement that touches an `OrgScoped` table while no tenant is set **raises**
   (fail closed). Deliberate cross-org code says so with `unscoped(session)`.
+* Inside a tenant scope, a Core statement on an org-owned *table* (not the ORM entity)
+  raises too: the criteria can only be added to ORM entities, so it is refused rather
+  than run unfiltered.
+* `TenantSession.get` hides rows of another org that sit in the identity map from an
+  earlier scope (a job that loops over orgs with one session), since `get` can answer
+  from that map without any SQL.
 * A `before_flush` listener stamps new rows with the current org and refuses rows or
   changes that point at another org.
 
@@ -30,7 +36,7 @@ from sqlalchemy.orm import (
     mapped_column,
     with_loader_criteria,
 )
-from sqlalchemy.sql import visitors
+from sqlalchemy.sql import FromClause, visitors
 
 ORG_KEY = "helpdesk.org_id"
 UNSCOPED_KEY = "helpdesk.unscoped"
@@ -103,9 +109,32 @@ def _all_subclasses(cls: type) -> Iterator[type]:
         yield from _all_subclasses(sub)
 
 
-def _touches_scoped_table(statement: Any) -> bool:
+def _table_of(node: Any) -> Table | None:
+    """The table behind a table, an alias of it, or a column of either."""
+    target = node if isinstance(node, FromClause) else getattr(node, "table", None)
+    for _ in range(4):  # alias of alias …: unwrap a few levels, never loop forever
+        if target is None or isinstance(target, Table):
+            return target
+        target = getattr(target, "element", None)
+    return None
+
+
+def _scoped_tables_in(statement: Any) -> tuple[set[Table], set[Table]]:
+    """Return (org-owned tables the statement touches, those reached only through Core).
+
+    A table reached through an ORM entity or attribute carries a `parententity`
+    annotation somewhere in the statement; those get the loader criteria.
+    """
     scoped = _scoped_tables()
-    return any(isinstance(node, Table) and node in scoped for node in visitors.iterate(statement))
+    seen: set[Table] = set()
+    via_orm: set[Table] = set()
+    for node in visitors.iterate(statement):
+        table = _table_of(node)
+        if table is not None and table in scoped:
+            seen.add(table)
+            if "parententity" in getattr(node, "_annotations", {}):
+                via_orm.add(table)
+    return seen, seen - via_orm
 
 
 def _scope_statement(state: ORMExecuteState) -> None:
@@ -116,13 +145,29 @@ def _scope_statement(state: ORMExecuteState) -> None:
     if state.session.info.get(UNSCOPED_KEY):
         return
     org_id = state.session.info.get(ORG_KEY)
+    touched, core_only = _scoped_tables_in(state.statement)
     if org_id is None:
-        if _touches_scoped_table(state.statement):
+        if touched:
             raise TenancyError("query on an org-owned table with no tenant set")
         return
+    if core_only:
+        raise TenancyError("Core statement on an org-owned table: use the ORM entity")
     state.statement = state.statement.options(
         with_loader_criteria(OrgScoped, lambda cls: cls.org_id == org_id, include_aliases=True)
     )
+
+
+class TenantSession(Session):
+    """A Session whose `get` honours the tenant scope even for identity-map hits."""
+
+    def get(self, entity: Any, ident: Any, **kwargs: Any) -> Any:
+        obj = super().get(entity, ident, **kwargs)
+        if obj is None or not isinstance(obj, OrgScoped) or self.info.get(UNSCOPED_KEY):
+            return obj
+        org_id = self.info.get(ORG_KEY)
+        if org_id is None:
+            raise TenancyError("get() of an org-owned row with no tenant set")
+        return obj if obj.org_id == org_id else None
 
 
 def _stamp_rows(session: Session, _flush_context: Any, _instances: Any) -> None:

