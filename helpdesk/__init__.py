@@ -6,10 +6,10 @@ from flask import Flask
 from redis import Redis
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from helpdesk import errors, htmx, security_headers, tenancy
+from helpdesk import errors, htmx, ratelimits, security_headers, tenancy
 from helpdesk.config import Settings
 from helpdesk.db import close_session, get_session, make_engine, make_sessionmaker
-from helpdesk.extensions import csrf, limiter, login_manager
+from helpdesk.extensions import csrf, login_manager
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -35,11 +35,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     _init_login(app)
     csrf.init_app(app)
-    limiter.init_app(app)
     htmx.init_app(app)
     security_headers.init_app(app)
     errors.init_app(app)
     _register_blueprints(app)
+    ratelimits.install(app)
 
     from helpdesk import cli
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
 from helpdesk.services.errors import Forbidden, NotFound
@@ -77,7 +78,17 @@ def _csrf_error(_exc: CSRFError) -> Response:
     )
 
 
+def _redis_down(_exc: RedisError) -> Response:
+    # Rate-limited routes fail closed when their counters are unreachable (docs/decisions).
+    response = error_response(
+        503, "This action is briefly unavailable. Please try again in a minute."
+    )
+    response.headers["Retry-After"] = "30"
+    return response
+
+
 def init_app(app: Flask) -> None:
+    app.register_error_handler(RedisError, _redis_down)
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(NotFound, lambda exc: error_response(404, str(exc)))

@@ -7,6 +7,7 @@ from flask import Flask
 from helpdesk import create_app
 from helpdesk.config import Settings
 from tests import conftest_services
+from tests.browser import Browser
 
 
 def test_healthz_and_readyz_ok(client) -> None:
@@ -31,6 +32,24 @@ def test_redis_down_fails_readiness_not_liveness(settings: Settings) -> None:
     assert ready.status_code == 503
     assert ready.json["checks"]["redis"]["ok"] is False
     app.extensions["helpdesk.engine"].dispose()
+
+
+def test_login_fails_closed_with_503_when_rate_limit_storage_is_down(
+    settings: Settings, app: Flask
+) -> None:
+    broken = _app_with(settings, redis_url="redis://127.0.0.1:1/0")
+    broken.config["TESTING"] = True
+    browser = Browser(broken.test_client())
+    browser.get("/login")
+    response = browser.post("/login", {"email": "a@alpha.test", "password": "whatever"})
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "30"
+    assert "try again" in response.get_data(as_text=True)
+    broken.extensions["helpdesk.engine"].dispose()
+    # Regression: the second app must not move the first app's rate-limit storage.
+    healthy = Browser(app.test_client())
+    healthy.get("/login")
+    assert healthy.post("/login", {"email": "a@alpha.test", "password": "x"}).status_code == 401
 
 
 def test_database_down_fails_both(settings: Settings) -> None:

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from helpdesk.db import get_session
-from helpdesk.extensions import limiter
 from helpdesk.services import auth as auth_service
 from helpdesk.services.orgs import user_orgs
 
 bp = Blueprint("auth", __name__)
-
-
-def _account_key() -> str:
-    """Rate-limit key for the account being tried (hashed: no emails in Redis)."""
-    email = request.form.get("email", "").strip().lower()
-    return "login-account:" + hashlib.sha256(email.encode()).hexdigest()[:32]
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -43,11 +35,7 @@ def home() -> Response | str:
     return render_template("home.html", memberships=memberships)
 
 
-@bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_IP"], methods=["POST"])
-@limiter.limit(
-    lambda: current_app.config["LOGIN_LIMIT_ACCOUNT"], methods=["POST"], key_func=_account_key
-)
+@bp.route("/login", methods=["GET", "POST"])  # rate limits: helpdesk/ratelimits.py
 def login() -> Response | tuple[str, int] | str:
     next_url = _safe_next(request.values.get("next"))
     if request.method == "GET":
