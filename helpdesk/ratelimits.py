@@ -52,7 +52,7 @@ def install(app: Flask) -> Limiter:
     """Create this app's limiter and wrap every listed view (after blueprints exist)."""
     limiter = Limiter(key_func=get_remote_address, app=app)
     for endpoint, rules in LIMITS.items():
-        view = app.view_functions[endpoint]
+        view: Any = app.view_functions[endpoint]
         for rule in rules:
             view = limiter.limit(
                 rule.limit, methods=list(rule.methods), key_func=rule.key, **rule.options
