@@ -1,4 +1,4 @@
-"""Flask commands: `flask --app wsgi seed demo`, `bootstrap`, `tokens create`."""
+"""Flask commands: `flask --app wsgi seed demo`, `bootstrap`, `tokens create`, `sessions end`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy.orm import Session
 
 from helpdesk.db import session_scope
-from helpdesk.services import api_tokens, orgs, seed
+from helpdesk.services import api_tokens, auth, orgs, seed
 from helpdesk.services.errors import ValidationError
 from helpdesk.tenancy import tenant_scope
 
@@ -90,7 +90,25 @@ def tokens_create(email: str, org_slug: str, name: str) -> None:
     click.echo(plaintext)
 
 
+@click.group("sessions", cls=AppGroup)
+def sessions_group() -> None:
+    """Manage login sessions."""
+
+
+@sessions_group.command("end")
+@click.option("--email", required=True, help="The user whose sessions end")
+def sessions_end(email: str) -> None:
+    """Log a user out everywhere (every copied or stolen cookie stops working)."""
+    with _sessions() as session:
+        user = orgs.find_user(session, email)
+        if user is None:
+            raise click.ClickException("no such user")
+        auth.end_sessions(session, user)
+    click.echo(f"ended every session of {user.email}")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(seed_group)
     app.cli.add_command(bootstrap)
     app.cli.add_command(tokens_group)
+    app.cli.add_command(sessions_group)

@@ -103,3 +103,16 @@ def test_tokens_create_prints_a_working_token(app: Flask, world) -> None:
     refused = runner.invoke(args=["tokens", "create", "--email", "agent@alpha.test",
                                   "--org", "beta"])  # fmt: skip
     assert refused.exit_code != 0 and "not a member" in refused.output
+
+
+def test_sessions_end_logs_a_user_out_everywhere(app: Flask, world, password) -> None:
+    from tests.browser import Browser
+
+    browser = Browser(app.test_client())
+    browser.login("agent@alpha.test", password)
+    assert browser.get("/o/alpha/tickets").status_code == 200
+    result = app.test_cli_runner().invoke(args=["sessions", "end", "--email", "agent@alpha.test"])
+    assert result.exit_code == 0, result.output
+    assert browser.get("/o/alpha/tickets").status_code == 302  # back to the login page
+    unknown = app.test_cli_runner().invoke(args=["sessions", "end", "--email", "x@y.test"])
+    assert unknown.exit_code != 0 and "no such user" in unknown.output
