@@ -1,0 +1,312 @@
+"""Every route, every method, driven across orgs: the web and API side of the tenant gate.
+
+The routes come from `app.url_map`, not from a hand-written list, so a route added later is
+exercised (or fails `test_every_route_is_in_the_matrix`) without anyone remembering it.
+
+Scenarios, each its own test so a failure names the scenario, and each failure line names
+the method and rule:
+
+* A — another org's slug with that org's real ids (web, web over HTMX, API; and an API
+  token of a user who is a member of both orgs): 404, and byte-for-byte the same answer
+  as for a slug that does not exist.
+* B — the caller's own slug with ids that exist only in the other org: 404.
+* C — a requester asking for another requester's objects in the same org: 404.
+* D — no login / no usable token: the web redirects to /login, the API answers 401.
+* control — the very same requests (bodies, CSRF, URLs) succeed in the caller's own org,
+  so the 404s above come from the gate and not from a malformed request.
+
+After every negative scenario the whole database (every table, every column except a
+token's last-used time) must be unchanged: the refused requests wrote nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from helpdesk.db import utcnow
+from helpdesk.models import Comment, Role, Ticket
+from helpdesk.services import api_tokens, tickets
+from helpdesk.tenancy import tenant_scope, unscoped
+from tests.browser import Browser
+from tests.factories import make_member, make_ticket
+from tests.tenancy.matrix import (
+    BETA_MARKERS,
+    MISSING_SLUG,
+    NOT_EXERCISED_METHODS,
+    OTHER_REQUESTER_MARKERS,
+    Actor,
+    Matrix,
+    MatrixGap,
+    bearer,
+    build_url,
+    inventory,
+    is_401,
+    is_404,
+    is_gate_404,
+    logged_in,
+    normalized,
+    snippet,
+    succeeds,
+    targets,
+    to_login,
+)
+from tests.tenancy.snapshot import Unchanged, org_summary
+
+
+@pytest.fixture
+def matrix(app: Flask, session: Session, world: dict[str, Any], password: str) -> Matrix:
+    alpha, beta = world["alpha"], world["beta"]
+    # Alpha: #1 for alpha's requester, #2 for another requester of alpha.
+    other = make_member(session, alpha["org"], Role.REQUESTER, "other@alpha.test")
+    make_ticket(
+        session,
+        alpha["org"],
+        alpha["agent"],
+        alpha["requester"].user,
+        subject="alpha-own-subject",
+        body="alpha-own-body",
+    )
+    make_ticket(
+        session,
+        alpha["org"],
+        alpha["agent"],
+        other.user,
+        subject="alpha-other-subject",
+        body="alpha-other-body",
+    )
+    # Beta has more tickets than alpha, so #3 exists only in beta; plus events and a note.
+    for n in (1, 2, 3):
+        make_ticket(
+            session,
+            beta["org"],
+            beta["agent"],
+            beta["requester"].user,
+            subject=f"beta-secret-subject-{n}",
+            body=f"beta-secret-body-{n}",
+        )
+    with tenant_scope(session, beta["org"].id):
+        tickets.update_fields(
+            session, beta["agent"], 1, {"priority": "high", "assignee_email": "agent@beta.test"}
+        )
+        tickets.add_comment(session, beta["agent"], 2, "beta-secret-note", internal=True)
+
+    # A user who is an agent in both orgs: their alpha token and alpha session must
+    # still never reach beta's rows through alpha's URLs, nor beta's URLs with the token.
+    dual_alpha = make_member(session, alpha["org"], Role.AGENT, "dual@shared.test")
+    dual_beta = make_member(session, beta["org"], Role.AGENT, "dual@shared.test")
+
+    agent_token, agent_headers = bearer(session, alpha["agent"], "alpha agent token")
+    spare_token, _ = bearer(session, alpha["agent"], "alpha spare token")
+    _, requester_headers = bearer(session, alpha["requester"], "alpha requester token")
+    _, dual_headers = bearer(session, dual_alpha, "dual alpha token")
+    dual_beta_token, _ = bearer(session, dual_beta, "beta-secret-token dual")
+    beta_token, _ = bearer(session, beta["agent"], "beta-secret-token agent")
+    revoked_id, revoked_headers = bearer(session, alpha["agent"], "revoked token")
+    with tenant_scope(session, alpha["org"].id):
+        api_tokens.revoke_token(session, alpha["agent"], revoked_id)
+    _, expired_headers = bearer(
+        session, alpha["agent"], "expired token", expires_at=utcnow() - timedelta(minutes=5)
+    )
+
+    with unscoped(session):
+        numbers = session.execute(select(Ticket.org_id, Ticket.number)).all()
+    assert (alpha["org"].id, 3) not in numbers and (beta["org"].id, 3) in numbers
+    assert (alpha["org"].id, 2) in numbers and (beta["org"].id, 2) in numbers
+
+    cases, problems = inventory(app)
+    assert not problems, "\n".join(problems)
+    return Matrix(
+        app=app,
+        session=session,
+        cases=cases,
+        alpha_agent=Actor(
+            "alpha agent", logged_in(app, "agent@alpha.test", password), agent_headers
+        ),
+        alpha_requester=Actor(
+            "alpha requester", logged_in(app, "requester@alpha.test", password), requester_headers
+        ),
+        dual=Actor(
+            "member of alpha and beta", logged_in(app, "dual@shared.test", password), dual_headers
+        ),
+        anonymous=Actor("anonymous", Browser(app.test_client())),
+        ids={
+            "beta real": targets("beta", 1, beta_token),
+            "beta real (dual)": targets("beta", 1, dual_beta_token),
+            "beta-only ids": targets("alpha", 3, beta_token),
+            "beta-only ids (dual)": targets("alpha", 3, dual_beta_token),
+            "other requester": targets("alpha", 2, agent_token),
+            "alpha real": targets("alpha", 1, agent_token),
+            "alpha own": targets("alpha", 1, spare_token),
+        },
+        api_headers={
+            "no Authorization header": {},
+            "unknown token": {"Authorization": "Bearer hdk_" + "A" * 43},
+            "not a bearer token": {"Authorization": "Basic YWdlbnQ6cGFzcw=="},
+            "revoked token": revoked_headers,
+            "expired token": expired_headers,
+        },
+    )
+
+
+# --- the tests -------------------------------------------------------------------------------
+
+
+def test_every_route_is_in_the_matrix(app: Flask) -> None:
+    cases, problems = inventory(app)
+    assert not problems, "\n".join(problems)
+    assert {c.rule.endpoint for c in cases} >= {
+        "tickets.index",
+        "tickets.show",
+        "profile.revoke_token",
+        "api.patch_ticket",
+    }
+    for case in cases:
+        assert case.method not in NOT_EXERCISED_METHODS
+
+
+def test_a_matrix_gap_fails_loudly(app: Flask) -> None:
+    cases, _ = inventory(app)
+    revoke = next(c for c in cases if c.rule.endpoint == "profile.revoke_token")
+    with pytest.raises(MatrixGap, match="token_id"):
+        build_url(app, revoke, {"org_slug": "alpha", "number": 1})
+
+
+def test_scenario_a_other_orgs_slug_is_404(matrix: Matrix, world: dict[str, Any]) -> None:
+    """Alpha's agent asks for beta's URLs with beta's real ids, by cookie and by token."""
+    m = matrix
+    beta_ids, missing_ids = m.ids["beta real"], {**m.ids["beta real"], "org_slug": MISSING_SLUG}
+    with Unchanged(m, world):
+        for case in m.cases:
+            variants = [False] if case.api else [False, True]
+            for htmx in variants:
+                got = m.check("A", case, m.alpha_agent, beta_ids, is_gate_404, htmx=htmx)
+                if got is None:
+                    continue
+                ref = m.send(case, m.alpha_agent, missing_ids, htmx=htmx)
+                if normalized(got) != normalized(ref):
+                    m.failures.append(
+                        f"[A] {case.label}: beta's 404 differs from a missing org's 404 "
+                        f"(existence oracle): {snippet(got)} vs {snippet(ref)}"
+                    )
+            if case.api:
+                m.check("A", case, m.dual, m.ids["beta real (dual)"], is_gate_404)
+    m.assert_clean("A")
+
+
+def test_scenario_b_own_slug_with_other_orgs_ids_is_404(
+    matrix: Matrix, world: dict[str, Any]
+) -> None:
+    """Alpha's URLs with ids that exist only in beta (ticket #3, beta's token ids)."""
+    m = matrix
+    with_ids = [c for c in m.cases if c.object_args]
+    assert with_ids
+    with Unchanged(m, world):
+        for case in with_ids:
+            m.check("B", case, m.alpha_agent, m.ids["beta-only ids"], is_404)
+            m.check("B", case, m.dual, m.ids["beta-only ids (dual)"], is_404)
+            if not case.api:
+                m.check("B", case, m.alpha_agent, m.ids["beta-only ids"], is_404, htmx=True)
+    m.assert_clean("B")
+
+
+def test_scenario_c_requester_cannot_reach_another_requesters_objects(
+    matrix: Matrix, world: dict[str, Any]
+) -> None:
+    """Alpha's requester vs another alpha requester's ticket #2 (and alpha's agent's token)."""
+    m = matrix
+    with_ids = [c for c in m.cases if c.object_args]
+    markers = BETA_MARKERS + OTHER_REQUESTER_MARKERS
+    with Unchanged(m, world):
+        for case in with_ids:
+            for htmx in [False] if case.api else [False, True]:
+                m.check(
+                    "C",
+                    case,
+                    m.alpha_requester,
+                    m.ids["other requester"],
+                    is_404,
+                    htmx=htmx,
+                    markers=markers,
+                )
+        # The lists answer, but without the other requester's ticket.
+        for case in m.cases:
+            if case.method == "GET" and not case.object_args:
+                m.check(
+                    "C", case, m.alpha_requester, m.ids["alpha real"], succeeds, markers=markers
+                )
+    m.assert_clean("C")
+
+
+def test_scenario_d_anonymous_is_sent_to_login_or_401(
+    matrix: Matrix, world: dict[str, Any]
+) -> None:
+    """No session or no usable token (missing, unknown, malformed, revoked, expired)."""
+    m = matrix
+    values = m.ids["alpha real"]
+    with Unchanged(m, world):
+        for case in m.cases:
+            if case.api:
+                for name, headers in m.api_headers.items():
+                    who = Actor(f"anonymous API caller ({name})")
+                    m.check("D", case, who, values, is_401, headers=headers)
+            else:
+                for htmx in (False, True):
+                    m.check("D", case, m.anonymous, values, to_login, htmx=htmx)
+    m.assert_clean("D")
+
+
+def test_control_the_same_requests_succeed_in_own_org(
+    matrix: Matrix, world: dict[str, Any]
+) -> None:
+    """Proves the bodies, CSRF tokens and URLs above are valid: only the org differs."""
+    m = matrix
+    beta_before = org_summary(m.session, world["beta"]["org"].id)
+    for case in m.cases:
+        m.check("control", case, m.alpha_agent, m.ids["alpha own"], succeeds)
+    if org_summary(m.session, world["beta"]["org"].id) != beta_before:
+        m.failures.append("alpha's own requests changed beta")
+    m.assert_clean("control")
+
+
+def test_non_member_gets_the_same_404_as_for_a_missing_org(
+    app: Flask, session: Session, world: dict[str, Any], password: str
+) -> None:
+    """A member of beta only: alpha's pages look exactly like pages of no org at all."""
+    make_ticket(
+        session,
+        world["alpha"]["org"],
+        world["alpha"]["agent"],
+        world["alpha"]["requester"].user,
+        subject="alpha-only-subject",
+    )
+    outsider = logged_in(app, "agent@beta.test", password)
+    alpha = outsider.get("/o/alpha/tickets")
+    missing = outsider.get(f"/o/{MISSING_SLUG}/tickets")
+    assert alpha.status_code == missing.status_code == 404
+    assert normalized(alpha) == normalized(missing)
+    assert "alpha-only-subject" not in alpha.get_data(as_text=True)
+    for path in (
+        "/o/alpha/tickets/1",
+        "/o/alpha/tickets/new",
+        "/o/alpha/profile",
+        "/o/Alpha/tickets",
+        "/o/alpha-/tickets",
+        f"/o/{'a' * 70}/tickets",
+    ):
+        response = outsider.get(path)
+        assert normalized(response) == normalized(missing), path
+    for htmx in (False, True):
+        posted = outsider.post("/o/alpha/tickets/1/comments", {"body": "hi"}, htmx=htmx)
+        posted_missing = outsider.post(
+            f"/o/{MISSING_SLUG}/tickets/1/comments", {"body": "hi"}, htmx=htmx
+        )
+        assert posted.status_code == posted_missing.status_code == 404
+        assert normalized(posted) == normalized(posted_missing)
+    with unscoped(session):
+        assert session.scalar(select(func.count()).select_from(Comment)) == 1
