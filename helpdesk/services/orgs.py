@@ -13,6 +13,7 @@ from helpdesk.services.passwords import hash_password
 from helpdesk.services.validation import normalize_email
 from helpdesk.tenancy import set_tenant, tenant_scope, unscoped
 
+NAME_MAX = 120
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
@@ -81,9 +82,11 @@ def ensure_user(session: Session, email: str, name: str = "") -> User:
     address = normalize_email(email)
     if address is None:
         raise ValidationError({"email": "enter a valid email address"})
-    user = session.scalar(select(User).where(User.email == address))
+    if len(name.strip()) > NAME_MAX:
+        raise ValidationError({"name": f"keep the name under {NAME_MAX} characters"})
+    user = find_user(session, address)
     if user is None:
-        user = User(email=address, name=name.strip()[:120])
+        user = User(email=address, name=name.strip())
         session.add(user)
         session.flush()
     return user

@@ -93,6 +93,8 @@ def open_ticket(
             errors["priority"] = f"choose one of: {choices_text(Priority)}"
         if normalize_email(data.requester_email) is None:
             errors["requester_email"] = "enter the requester's email address"
+        if len(data.requester_name.strip()) > orgs.NAME_MAX:
+            errors["requester_name"] = f"keep the name under {orgs.NAME_MAX} characters"
     if errors:
         raise ValidationError(errors)
     if actor.is_staff:

@@ -50,6 +50,7 @@ def test_agent_opens_ticket_for_new_requester(agent: Browser, session: Session) 
         ("body", "   ", "write a message"),
         ("priority", "critical", "choose one of"),
         ("requester_email", "not-an-email", "email address"),
+        ("requester_name", "n" * 121, "under 120 characters"),
     ],
 )
 def test_new_ticket_form_errors_keep_input_and_write_nothing(
