@@ -56,10 +56,20 @@ class Ticket(OrgScoped, Base):
         UniqueConstraint("org_id", "number"),
         CheckConstraint(f"status IN ({_in(Status)})", name="status"),
         CheckConstraint(f"priority IN ({_in(Priority)})", name="priority"),
-        Index("ix_tickets_org_updated", "org_id", "updated_at", "id"),
-        Index("ix_tickets_org_status_updated", "org_id", "status", "updated_at", "id"),
-        Index("ix_tickets_org_assignee_updated", "org_id", "assignee_id", "updated_at", "id"),
-        Index("ix_tickets_org_requester_updated", "org_id", "requester_id", "updated_at", "id"),
+        # The list is ordered by (updated_at, number) within an org: keyset pages and
+        # cursors never involve global row ids (which would hint at other orgs' volume).
+        Index("ix_tickets_org_updated", "org_id", "updated_at", "number"),
+        Index("ix_tickets_org_status_updated", "org_id", "status", "updated_at", "number"),
+        Index("ix_tickets_org_assignee_updated", "org_id", "assignee_id", "updated_at", "number"),
+        Index(
+            "ix_tickets_org_assignee_status_updated",
+            "org_id",
+            "assignee_id",
+            "status",
+            "updated_at",
+            "number",
+        ),
+        Index("ix_tickets_org_requester_updated", "org_id", "requester_id", "updated_at", "number"),
         Index("ix_tickets_tags", "tags", postgresql_using="gin"),
     )
 

@@ -18,7 +18,8 @@ class User(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(120), default="", server_default="")
-    password_hash: Mapped[str | None] = mapped_column(String(255))
+    # Deferred: loaded only when checked at login, never with every joined requester.
+    password_hash: Mapped[str | None] = mapped_column(String(255), deferred=True)
     session_version: Mapped[int] = mapped_column(default=1, server_default="1")
     active: Mapped[bool] = mapped_column(default=True, server_default="true")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -56,7 +56,7 @@ def parse_filter(args: dict[str, str]) -> TicketFilter:
 
 
 def encode_cursor(ticket: Ticket) -> str:
-    raw = json.dumps([ticket.updated_at.isoformat(), ticket.id]).encode()
+    raw = json.dumps([ticket.updated_at.isoformat(), ticket.number]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -64,11 +64,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     """Parse an opaque cursor; a tampered one is a 422, not a 500."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        stamp, ticket_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        stamp, number = json.loads(base64.urlsafe_b64decode(padded.encode()))
         when = datetime.fromisoformat(stamp)
-        if when.tzinfo is None or not isinstance(ticket_id, int):
+        if when.tzinfo is None or not isinstance(number, int):
             raise ValueError("bad cursor")
-        return when, ticket_id
+        return when, number
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, UnicodeDecodeError):
         message = "this page link is invalid; start from the first page"
         raise ValidationError({"cursor": message}) from None
@@ -106,9 +106,9 @@ def list_tickets(
     if filters.assignee:
         stmt = stmt.where(_assignee_clause(session, actor, filters.assignee))  # type: ignore[arg-type]
     if cursor:
-        when, ticket_id = decode_cursor(cursor)
-        stmt = stmt.where(tuple_(Ticket.updated_at, Ticket.id) < tuple_(when, ticket_id))
-    stmt = stmt.order_by(Ticket.updated_at.desc(), Ticket.id.desc()).limit(limit + 1)
+        when, number = decode_cursor(cursor)
+        stmt = stmt.where(tuple_(Ticket.updated_at, Ticket.number) < tuple_(when, number))
+    stmt = stmt.order_by(Ticket.updated_at.desc(), Ticket.number.desc()).limit(limit + 1)
     rows = list(session.scalars(stmt).unique())
     more = len(rows) > limit
     items = rows[:limit]

@@ -89,10 +89,11 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tickets')),
     sa.UniqueConstraint('org_id', 'number', name=op.f('uq_tickets_org_id_number'))
     )
-    op.create_index('ix_tickets_org_assignee_updated', 'tickets', ['org_id', 'assignee_id', 'updated_at', 'id'], unique=False)
-    op.create_index('ix_tickets_org_requester_updated', 'tickets', ['org_id', 'requester_id', 'updated_at', 'id'], unique=False)
-    op.create_index('ix_tickets_org_status_updated', 'tickets', ['org_id', 'status', 'updated_at', 'id'], unique=False)
-    op.create_index('ix_tickets_org_updated', 'tickets', ['org_id', 'updated_at', 'id'], unique=False)
+    op.create_index('ix_tickets_org_assignee_status_updated', 'tickets', ['org_id', 'assignee_id', 'status', 'updated_at', 'number'], unique=False)
+    op.create_index('ix_tickets_org_assignee_updated', 'tickets', ['org_id', 'assignee_id', 'updated_at', 'number'], unique=False)
+    op.create_index('ix_tickets_org_requester_updated', 'tickets', ['org_id', 'requester_id', 'updated_at', 'number'], unique=False)
+    op.create_index('ix_tickets_org_status_updated', 'tickets', ['org_id', 'status', 'updated_at', 'number'], unique=False)
+    op.create_index('ix_tickets_org_updated', 'tickets', ['org_id', 'updated_at', 'number'], unique=False)
     op.create_index('ix_tickets_tags', 'tickets', ['tags'], unique=False, postgresql_using='gin')
     op.create_table('comments',
     sa.Column('id', sa.BigInteger(), nullable=False),
@@ -140,6 +141,7 @@ def downgrade() -> None:
     op.drop_index('ix_tickets_org_status_updated', table_name='tickets')
     op.drop_index('ix_tickets_org_requester_updated', table_name='tickets')
     op.drop_index('ix_tickets_org_assignee_updated', table_name='tickets')
+    op.drop_index('ix_tickets_org_assignee_status_updated', table_name='tickets')
     op.drop_table('tickets')
     op.drop_index(op.f('ix_memberships_user_id'), table_name='memberships')
     op.drop_table('memberships')
