@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import random
 import time
 from collections.abc import Iterable, Iterator
@@ -29,6 +30,10 @@ PRIORITIES = ("low", "normal", "high", "urgent")
 PRIORITY_WEIGHTS = (20, 50, 20, 10)
 TAGS = ("billing", "bug", "vip", "sso", "mobile", "export", "refund", "api")
 WORDS = ("login", "invoice", "export", "report", "password", "printer", "webhook", "billing")
+# 5,000 made-up product codes: each names about N/5,000 tickets (a rare search term).
+RARE_WORDS = tuple(
+    f"{a}{b}{c}x" for a in "bdfgklmnprstvz" for b in "aeiou" for c in "bdgklmnprstvz"
+)[:5000]
 PROBLEMS = ("fails", "is slow", "shows an error", "times out", "looks wrong", "needs a change")
 BODIES = (
     "Hi team,\n\nsince this morning **nothing works** when I try to save:\n\n1. open the app\n"
@@ -48,6 +53,18 @@ COMMENT_COPY = (
     "COPY comments (org_id, ticket_id, author_id, body_md, body_html, internal, channel,"
     " created_at) FROM STDIN"
 )
+
+
+def _search_backfill() -> str:
+    """The search-vector backfill of migration 0002, so bench rows match what the app writes."""
+    path = ROOT / "migrations" / "versions" / "0002_ticket_full_text_search.py"
+    spec = importlib.util.spec_from_file_location("search_migration", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return str(module.BACKFILL)
+
+
 FINISH_SQL = [
     *(
         f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), (SELECT max(id) FROM {t}))"  # noqa: S608
@@ -55,6 +72,7 @@ FINISH_SQL = [
     ),
     "UPDATE organizations o SET ticket_seq ="
     " (SELECT coalesce(max(number), 0) FROM tickets t WHERE t.org_id = o.id)",
+    _search_backfill(),
 ]
 
 
@@ -101,7 +119,10 @@ def ticket_rows(org: Org, first_id: int, rng: random.Random, now: datetime) -> l
     for number, created in enumerate(starts, 1):
         status = rng.choices(STATUSES, STATUS_WEIGHTS)[0]
         assignee = None if status == "new" or rng.random() < 0.1 else rng.choice(org.staff[1:])
-        subject = f"{rng.choice(WORDS).title()} {rng.choice(WORDS)} {rng.choice(PROBLEMS)}"
+        subject = (
+            f"{rng.choice(WORDS).title()} {rng.choice(WORDS)} {rng.choice(PROBLEMS)}"
+            f" ({RARE_WORDS[rng.randrange(len(RARE_WORDS))]})"
+        )
         age = (now - created).total_seconds()  # never clamp to now: no pile of equal stamps
         updated = created + timedelta(seconds=rng.uniform(0, min(age, 30 * 86400)))
         rows.append((

@@ -24,7 +24,7 @@ from flask import Flask
 from sqlalchemy import Engine, event
 from werkzeug.test import TestResponse
 
-from bench.data import PASSWORD, load, prepare_database
+from bench.data import PASSWORD, RARE_WORDS, load, prepare_database
 from helpdesk import create_app
 from helpdesk.config import Settings
 from helpdesk.services import api_tokens, orgs
@@ -102,6 +102,16 @@ def endpoints(app: Flask, n: int, replies: int) -> list[Endpoint]:
         Endpoint("list (HTMX fragment)", lambda i: get(LIST, headers=HX)),
         Endpoint("list ?status=open&priority=high", lambda i: get(filtered), explain=True),
         Endpoint("list page 50 (HTMX, cursor)", lambda i: get(deep, headers=HX), explain=True),
+        Endpoint(
+            "search common word (HTMX)",
+            lambda i: get(f"{LIST}?q=printer", headers=HX),
+            explain=True,
+        ),
+        Endpoint(
+            "search rare word (HTMX)",
+            lambda i: get(f"{LIST}?q={RARE_WORDS[i % 50]}", headers=HX),
+            explain=True,
+        ),
         Endpoint("ticket page", lambda i: get(f"{LIST}/{views[i % 50]}")),
         Endpoint("API list", lambda i: api(api_list, headers=auth)),
         Endpoint("API ticket", lambda i: api(f"{api_list}/{views[i % 50]}", headers=auth)),
@@ -131,7 +141,7 @@ def measure(ep: Endpoint, sql: list[Any], warmup: int, requests: int) -> dict[st
 
 def explain(engine: Engine, sql: list[tuple[str, Any]]) -> str:
     """EXPLAIN (ANALYZE, BUFFERS) the ticket-list statement of the last request, as sent."""
-    found = [s for s in sql if "ORDER BY tickets.updated_at DESC" in s[0]]
+    found = [s for s in sql if "FROM tickets" in s[0] and "ORDER BY" in s[0]]
     if not found:
         return "(no ticket list statement seen)"
     statement, params = found[0]

@@ -15,7 +15,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from helpdesk.db import Base, utcnow
@@ -71,6 +71,8 @@ class Ticket(OrgScoped, Base):
         ),
         Index("ix_tickets_org_requester_updated", "org_id", "requester_id", "updated_at", "number"),
         Index("ix_tickets_tags", "tags", postgresql_using="gin"),
+        Index("ix_tickets_search_all", "search_all", postgresql_using="gin"),
+        Index("ix_tickets_search_public", "search_public", postgresql_using="gin"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -83,6 +85,15 @@ class Ticket(OrgScoped, Base):
     tags: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list, server_default="{}")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Full-text search (services/search.py keeps them): subject weighted A, messages B.
+    # search_all includes internal notes (agents search it); search_public does not, so a
+    # requester's search can never reveal what an internal note says.
+    search_all: Mapped[str] = mapped_column(
+        TSVECTOR, server_default="", deferred=True, nullable=False
+    )
+    search_public: Mapped[str] = mapped_column(
+        TSVECTOR, server_default="", deferred=True, nullable=False
+    )
 
     requester: Mapped[User] = relationship(foreign_keys=[requester_id], lazy="joined")
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id], lazy="joined")

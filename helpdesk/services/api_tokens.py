@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from helpdesk.db import utcnow
 from helpdesk.models import ApiToken, Membership
 from helpdesk.services.errors import NotFound, ValidationError
+from helpdesk.services.validation import one_line
 from helpdesk.tenancy import unscoped
 
 TOKEN_PREFIX = "hdk_"  # noqa: S105 - a public marker, not a secret
@@ -27,7 +28,7 @@ def create_token(
     session: Session, member: Membership, name: str, expires_at: datetime | None = None
 ) -> tuple[ApiToken, str]:
     """Mint a token for this member's org; returns the row and the plaintext (shown once)."""
-    label = " ".join(name.split()) if isinstance(name, str) else ""
+    label = one_line(name)
     if not label or len(label) > 100:
         raise ValidationError({"name": "name the token (1-100 characters), e.g. 'CI script'"})
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)

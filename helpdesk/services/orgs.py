@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from helpdesk.models import Membership, Organization, Role, User
 from helpdesk.services.errors import ValidationError
 from helpdesk.services.passwords import hash_password
-from helpdesk.services.validation import normalize_email
+from helpdesk.services.validation import normalize_email, one_line
 from helpdesk.tenancy import set_tenant, tenant_scope, unscoped
 
 NAME_MAX = 120
@@ -59,11 +59,12 @@ def create_org(session: Session, slug: str, name: str) -> Organization:
     """Create an org; refuse a taken or malformed slug."""
     if not SLUG_RE.match(slug):
         raise ValidationError({"slug": "use 1-63 lower-case letters, digits and dashes"})
-    if not name.strip() or len(name) > 200:
+    name = one_line(name)
+    if not name or len(name) > 200:
         raise ValidationError({"name": "give a name of 1-200 characters"})
     if find_org(session, slug) is not None:
         raise ValidationError({"slug": f"an organization '{slug}' already exists"})
-    org = Organization(slug=slug, name=name.strip())
+    org = Organization(slug=slug, name=name)
     session.add(org)
     session.flush()
     return org
@@ -82,11 +83,12 @@ def ensure_user(session: Session, email: str, name: str = "") -> User:
     address = normalize_email(email)
     if address is None:
         raise ValidationError({"email": "enter a valid email address"})
-    if len(name.strip()) > NAME_MAX:
+    name = one_line(name)
+    if len(name) > NAME_MAX:
         raise ValidationError({"name": f"keep the name under {NAME_MAX} characters"})
     user = find_user(session, address)
     if user is None:
-        user = User(email=address, name=name.strip())
+        user = User(email=address, name=name)
         session.add(user)
         session.flush()
     return user

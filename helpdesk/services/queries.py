@@ -7,17 +7,19 @@ import binascii
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, select, tuple_
+from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from helpdesk.models import Comment, Membership, Priority, Status, Ticket, TicketEvent
-from helpdesk.services import orgs
+from helpdesk.services import orgs, search
 from helpdesk.services.errors import ValidationError
 from helpdesk.services.permissions import can_see_internal
-from helpdesk.services.validation import choice, choices_text, positive_int
+from helpdesk.services.validation import choice, choices_text, one_line, positive_int
 
 ASSIGNEE_SPECIAL = {"me", "unassigned"}
+SEARCH_DEPTH_MAX = 1000  # ranked results are paged by offset, so only this deep
 
 
 @dataclass
@@ -27,6 +29,7 @@ class TicketFilter:
     status: str | None = None
     priority: str | None = None
     assignee: str | None = None  # "me", "unassigned", or an agent's email / user id
+    q: str | None = None  # full-text search, or "#123" for a ticket number
 
 
 @dataclass
@@ -50,28 +53,57 @@ def parse_filter(args: dict[str, str]) -> TicketFilter:
             errors["priority"] = f"choose one of: {choices_text(Priority)}"
     if args.get("assignee"):
         result.assignee = args["assignee"].strip().lower()
+    query = one_line(args.get("q", ""))
+    if len(query) > search.QUERY_MAX:
+        errors["q"] = f"keep the search under {search.QUERY_MAX} characters"
+    result.q = query or None
     if errors:
         raise ValidationError(errors)
     return result
 
 
+def _encode(payload: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+
 def encode_cursor(ticket: Ticket) -> str:
-    raw = json.dumps([ticket.updated_at.isoformat(), ticket.number]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    """Keyset cursor after this ticket: (updated_at, per-org number), no row ids."""
+    return _encode([ticket.updated_at.isoformat(), ticket.number])
+
+
+def _bad_cursor() -> ValidationError:
+    return ValidationError({"cursor": "this page link is invalid; start from the first page"})
+
+
+def _decode(cursor: str) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise _bad_cursor() from None
+    if not isinstance(payload, list) or len(payload) != 2:
+        raise _bad_cursor()
+    return payload
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    """Parse an opaque cursor; a tampered one is a 422, not a 500."""
+    """Parse a keyset cursor; a tampered one is a 422, not a 500."""
+    stamp, number = _decode(cursor)
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        stamp, number = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        when = datetime.fromisoformat(stamp)
-        if when.tzinfo is None or not isinstance(number, int):
-            raise ValueError("bad cursor")
-        return when, number
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, UnicodeDecodeError):
-        message = "this page link is invalid; start from the first page"
-        raise ValidationError({"cursor": message}) from None
+        when = datetime.fromisoformat(stamp) if isinstance(stamp, str) else None
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None or not isinstance(number, int):
+        raise _bad_cursor()
+    return when, number
+
+
+def decode_search_cursor(cursor: str) -> int:
+    """Parse a search-results cursor (an offset into the ranked results)."""
+    kind, offset = _decode(cursor)
+    if kind != "rank" or not isinstance(offset, int) or not 0 < offset < SEARCH_DEPTH_MAX:
+        raise _bad_cursor()
+    return offset
 
 
 def _assignee_clause(session: Session, actor: Membership, value: str) -> object:
@@ -95,7 +127,62 @@ def list_tickets(
     cursor: str | None = None,
     limit: int = 25,
 ) -> Page:
-    """Return one page of tickets the actor may see, newest activity first."""
+    """Return one page of tickets the actor may see: newest activity first, or by rank."""
+    stmt = _filtered(session, actor, filters)
+    number = _number_query(filters.q)
+    if filters.q and number is None:
+        return _search_page(session, actor, stmt, filters, cursor, limit)
+    if number is not None:
+        stmt = stmt.where(Ticket.number == number)
+    if cursor:
+        when, last = decode_cursor(cursor)
+        stmt = stmt.where(tuple_(Ticket.updated_at, Ticket.number) < tuple_(when, last))
+    stmt = stmt.order_by(Ticket.updated_at.desc(), Ticket.number.desc()).limit(limit + 1)
+    rows = list(session.scalars(stmt).unique())
+    more = len(rows) > limit
+    items = rows[:limit]
+    return Page(items, encode_cursor(items[-1]) if more and items else None, filters)
+
+
+def _number_query(q: str | None) -> int | None:
+    """ "#123" (or a bare number) looks a ticket up by its number."""
+    if q is None:
+        return None
+    return positive_int(q[1:] if q.startswith("#") else q)
+
+
+def _search_page(
+    session: Session,
+    actor: Membership,
+    stmt: Select[Ticket],
+    filters: TicketFilter,
+    cursor: str | None,
+    limit: int,
+) -> Page:
+    text = filters.q or ""
+    if not search.is_searchable(session, text):
+        message = "search for at least one word that is not a very common one (like 'the')"
+        raise ValidationError({"q": message})
+    offset = decode_search_cursor(cursor) if cursor else 0
+    query = search.ticket_query(text)
+    vector = Ticket.search_all if can_see_internal(actor) else Ticket.search_public
+    stmt = (
+        stmt.where(vector.op("@@")(query))
+        .order_by(
+            func.ts_rank_cd(vector, query).desc(),
+            Ticket.updated_at.desc(),
+            Ticket.number.desc(),
+        )
+        .offset(offset)
+        .limit(limit + 1)
+    )
+    rows = list(session.scalars(stmt).unique())
+    end = offset + limit
+    more = len(rows) > limit and end < SEARCH_DEPTH_MAX
+    return Page(rows[:limit], _encode(["rank", end]) if more else None, filters)
+
+
+def _filtered(session: Session, actor: Membership, filters: TicketFilter) -> Select[Ticket]:
     stmt: Select[Ticket] = select(Ticket)
     if not actor.is_staff:
         stmt = stmt.where(Ticket.requester_id == actor.user_id)
@@ -105,14 +192,7 @@ def list_tickets(
         stmt = stmt.where(Ticket.priority == filters.priority)
     if filters.assignee:
         stmt = stmt.where(_assignee_clause(session, actor, filters.assignee))  # type: ignore[arg-type]
-    if cursor:
-        when, number = decode_cursor(cursor)
-        stmt = stmt.where(tuple_(Ticket.updated_at, Ticket.number) < tuple_(when, number))
-    stmt = stmt.order_by(Ticket.updated_at.desc(), Ticket.number.desc()).limit(limit + 1)
-    rows = list(session.scalars(stmt).unique())
-    more = len(rows) > limit
-    items = rows[:limit]
-    return Page(items, encode_cursor(items[-1]) if more and items else None, filters)
+    return stmt
 
 
 def conversation(session: Session, actor: Membership, ticket: Ticket) -> list[Comment]:

@@ -24,10 +24,16 @@ from helpdesk.models import (
     User,
 )
 from helpdesk.rendering import render_markdown
-from helpdesk.services import orgs
+from helpdesk.services import orgs, search
 from helpdesk.services.errors import ValidationError
 from helpdesk.services.permissions import can_see_internal, load_ticket, require_staff
-from helpdesk.services.validation import choice, choices_text, normalize_email, parse_tags
+from helpdesk.services.validation import (
+    choice,
+    choices_text,
+    normalize_email,
+    one_line,
+    parse_tags,
+)
 
 OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING, Status.ON_HOLD)
 
@@ -43,7 +49,7 @@ class NewTicket:
 
 def clean_subject(value: object) -> str:
     """Return a one-line subject or raise ValidationError."""
-    text = " ".join(value.split()) if isinstance(value, str) else ""
+    text = one_line(value)
     if not text:
         raise ValidationError({"subject": "enter a subject"})
     if len(text) > SUBJECT_MAX:
@@ -93,7 +99,7 @@ def open_ticket(
             errors["priority"] = f"choose one of: {choices_text(Priority)}"
         if normalize_email(data.requester_email) is None:
             errors["requester_email"] = "enter the requester's email address"
-        if len(data.requester_name.strip()) > orgs.NAME_MAX:
+        if len(one_line(data.requester_name)) > orgs.NAME_MAX:
             errors["requester_name"] = f"keep the name under {orgs.NAME_MAX} characters"
     if errors:
         raise ValidationError(errors)
@@ -113,6 +119,7 @@ def open_ticket(
         created_at=now,
         updated_at=now,
     )
+    search.index_new_ticket(ticket, subject, body)
     session.add(ticket)
     session.flush()
     session.add(_comment(ticket, actor, body, internal=False, channel=channel))
@@ -162,6 +169,7 @@ def add_comment(
     new_status = _status_after_reply(ticket, actor, internal, set_status)
     comment = _comment(ticket, actor, text, internal, channel)
     session.add(comment)
+    search.index_comment(ticket, text, internal)
     if new_status and new_status != ticket.status:
         session.add(_event(ticket, actor, "status", ticket.status, new_status))
         ticket.status = new_status

@@ -8,9 +8,23 @@ from enum import StrEnum
 
 EMAIL_MAX = 254
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-_EMAIL_RE = re.compile(rf"^[^@\s<>\"'(),;:\\]+@{_LABEL}(?:\.{_LABEL})+$")
+_EMAIL_RE = re.compile(rf"^[^@\s<>\"'(),;:\\\x00-\x1f\x7f]+@{_LABEL}(?:\.{_LABEL})+$")
 TAG_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,39}$")
 MAX_TAGS = 20
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def one_line(value: object) -> str:
+    """A single line of text: control and bidi-override characters dropped, spaces collapsed.
+
+    PostgreSQL refuses NUL in text, and bidi overrides let a subject or name display as
+    something else; neither belongs in a one-line field.
+    """
+    if not isinstance(value, str):
+        return ""
+    return " ".join(_CONTROL.sub(" ", value).split())
 
 
 def normalize_email(value: object) -> str | None:

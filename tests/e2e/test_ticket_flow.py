@@ -3,6 +3,8 @@ ticket with HTMX under the strict CSP; the requester sees the reply but never th
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import ConsoleErrors
@@ -84,3 +86,23 @@ def test_reply_works_without_javascript(
     page.select_option("select[name=status]", "solved")
     page.click("button:has-text('Save')")
     expect(page.locator(".history", has_text="solved")).to_be_visible()
+
+
+def test_active_search_as_you_type(
+    chromium: Browser, live_url: str, world, password: str, session, console_errors
+) -> None:
+    from tests.factories import make_ticket
+
+    org, agent = world["alpha"]["org"], world["alpha"]["agent"]
+    make_ticket(session, org, agent, subject="Quantum printer offline")
+    make_ticket(session, org, agent, subject="Password reset")
+    page = console_errors.watch(chromium.new_context().new_page())
+    _login(page, live_url, "agent@alpha.test", password)
+    expect(page.locator("#ticket-rows tr")).to_have_count(2)
+    page.fill("input[name=q]", "quantum printers")  # stemmed: printers → printer
+    expect(page.locator("#ticket-rows tr")).to_have_count(1)
+    expect(page.locator("#ticket-rows")).to_contain_text("Quantum printer offline")
+    expect(page).to_have_url(re.compile(r"q=quantum(%20|\+)printers"))  # shareable URL
+    page.fill("input[name=q]", "#2")
+    expect(page.locator("#ticket-rows")).to_contain_text("Password reset")
+    assert console_errors == [], console_errors

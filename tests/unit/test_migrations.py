@@ -39,3 +39,35 @@ def test_upgrade_downgrade_upgrade_and_models_match(database_url: str) -> None:
     config.attributes["url"] = url
     config.attributes["configure_logger"] = False
     command.check(config)  # raises if the models and the migrations disagree
+
+
+def test_search_migration_backfills_existing_tickets(database_url: str) -> None:
+    """0002 fills both vectors for tickets written before it; internal notes only in one."""
+    from helpdesk.embedded import libpq_url
+
+    url = _scratch_url(database_url)
+    conftest_services.recreate_database(url)
+    run_migrations(url, "0001")
+    with psycopg.connect(libpq_url(url)) as conn:
+        conn.execute(
+            "INSERT INTO organizations (id, slug, name, created_at) VALUES (1, 'o', 'O', now())"
+        )
+        conn.execute("INSERT INTO users (id, email, created_at) VALUES (1, 'u@o.test', now())")
+        conn.execute(
+            "INSERT INTO tickets (id, org_id, number, subject, status, priority, requester_id,"
+            " created_at, updated_at) VALUES (1, 1, 1, 'Printer jams', 'new', 'normal', 1,"
+            " now(), now())"
+        )
+        conn.execute(
+            "INSERT INTO comments (org_id, ticket_id, author_id, body_md, body_html, internal,"
+            " channel, created_at) VALUES (1, 1, 1, 'paper everywhere', '', false, 'web', now()),"
+            " (1, 1, 1, 'secret vendor zebracorn', '', true, 'web', now())"
+        )
+    run_migrations(url)
+    with psycopg.connect(libpq_url(url)) as conn:
+        row = conn.execute(
+            "SELECT search_all @@ to_tsquery('english', 'zebracorn'),"
+            " search_public @@ to_tsquery('english', 'zebracorn'),"
+            " search_public @@ to_tsquery('english', 'paper & printer') FROM tickets"
+        ).fetchone()
+    assert row == (True, False, True)

@@ -251,3 +251,29 @@ def test_pages_work_as_plain_html(agent: Browser, world, session: Session) -> No
         html = response.get_data(as_text=True)
         assert html.startswith("<!doctype html>"), url
         assert form in html, url  # a real form: the page works with JavaScript off
+
+
+def test_control_characters_never_reach_the_database_as_errors(
+    agent: Browser, world, session: Session
+) -> None:
+    """Regression: a NUL byte in a one-line field was a 500 (PostgreSQL refuses NUL)."""
+    response = agent.post(
+        "/o/alpha/tickets",
+        {"subject": "Hello\x00World\u202e", "body": "Body\x00text", "priority": "normal",
+         "requester_email": "nul@example.test", "requester_name": "Ann\x00e"},
+    )  # fmt: skip
+    assert response.status_code == 303
+    with unscoped(session):
+        session.expire_all()
+        ticket = session.scalar(select(Ticket))
+        comment = session.scalar(select(Comment))
+        user = session.scalar(select(User).where(User.email == "nul@example.test"))
+    assert ticket is not None and ticket.subject == "Hello World"
+    assert comment is not None and comment.body_md == "Bodytext"
+    assert user is not None and user.name == "Ann e"
+    bad_email = agent.post("/o/alpha/tickets", {"subject": "x", "body": "y",
+                           "requester_email": "a\x00b@example.test"})  # fmt: skip
+    assert bad_email.status_code == 422
+    token = agent.post("/o/alpha/profile/tokens", {"name": "ci\x00bot"})
+    assert token.status_code == 201
+    assert agent.get("/o/alpha/tickets?q=hello%00world").status_code == 200

@@ -68,6 +68,13 @@ def _query(name: str, description: str, schema: Schema) -> Schema:
 
 
 LIST_PARAMETERS = [
+    _query(
+        "q",
+        "Full-text search over subject and messages (web-search syntax: words, \"a phrase\", "
+        "-exclude, or); results ranked by relevance, subject matches first. `#123` or `123` "
+        "finds ticket 123. Requesters search only public messages.",
+        {"type": "string", "maxLength": 200},
+    ),
     _query("status", "Only tickets with this status.", {"type": "string", "enum": STATUSES}),
     _query("priority", "Only tickets with this priority.", {"type": "string", "enum": PRIORITIES}),
     _query("assignee", "`me`, `unassigned`, or an agent's email address.", {"type": "string"}),

@@ -18,7 +18,7 @@ from helpdesk.services.permissions import load_ticket
 bp = Blueprint("tickets", __name__, url_prefix="/o/<org_slug>")
 gate.install(bp)
 
-FILTER_KEYS = ("status", "priority", "assignee")
+FILTER_KEYS = ("q", "status", "priority", "assignee")
 
 
 def _common() -> dict[str, Any]:
