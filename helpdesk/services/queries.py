@@ -19,7 +19,7 @@ from helpdesk.services.permissions import can_see_internal
 from helpdesk.services.validation import choice, choices_text, one_line, positive_int
 
 ASSIGNEE_SPECIAL = {"me", "unassigned"}
-SEARCH_DEPTH_MAX = 1000  # ranked results are paged by offset, so only this deep
+SEARCH_DEPTH_MAX = 1000  # search ranks the most recently active 1,000 matches
 
 
 @dataclass
@@ -166,8 +166,18 @@ def _search_page(
     offset = decode_search_cursor(cursor) if cursor else 0
     query = search.ticket_query(text)
     vector = Ticket.search_all if can_see_internal(actor) else Ticket.search_public
-    stmt = (
+    # Rank only the most recently active matches: ranking every match of a common word
+    # reads and scores them all (O(matches)); this stays O(SEARCH_DEPTH_MAX).
+    candidates = (
         stmt.where(vector.op("@@")(query))
+        .with_only_columns(Ticket.id)
+        .order_by(Ticket.updated_at.desc(), Ticket.number.desc())
+        .limit(SEARCH_DEPTH_MAX)
+        .subquery()
+    )
+    ranked = (
+        select(Ticket)
+        .join(candidates, candidates.c.id == Ticket.id)
         .order_by(
             func.ts_rank_cd(vector, query).desc(),
             Ticket.updated_at.desc(),
@@ -176,7 +186,7 @@ def _search_page(
         .offset(offset)
         .limit(limit + 1)
     )
-    rows = list(session.scalars(stmt).unique())
+    rows = list(session.scalars(ranked).unique())
     end = offset + limit
     more = len(rows) > limit and end < SEARCH_DEPTH_MAX
     return Page(rows[:limit], _encode(["rank", end]) if more else None, filters)

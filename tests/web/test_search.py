@@ -157,3 +157,16 @@ def test_api_search_is_scoped_to_the_token_org(app: Flask, session: Session, wor
     assert beta.status_code == 404
     bad = client.get("/api/v1/orgs/alpha/tickets?q=the", headers=headers)
     assert bad.status_code == 422 and "q" in bad.json["errors"]
+
+
+def test_ranking_considers_the_most_recent_matches_only(
+    agent: Browser, session: Session, world, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Common words rank a bounded candidate set (the most recently active matches)."""
+    from helpdesk.services import queries
+
+    monkeypatch.setattr(queries, "SEARCH_DEPTH_MAX", 3)
+    org, member = world["alpha"]["org"], world["alpha"]["agent"]
+    made = [make_ticket(session, org, member, subject=f"Modem {i}").number for i in range(5)]
+    found = numbers(search(agent, "modem").get_data(as_text=True))
+    assert sorted(found) == sorted(made[-3:])
