@@ -1,0 +1,70 @@
+"""The number of SQL statements per page does not grow with rows or comments (no N+1)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from helpdesk.services import tickets
+from helpdesk.tenancy import tenant_scope
+from tests.browser import Browser
+from tests.factories import make_member, make_ticket
+
+
+@contextmanager
+def counting(app: Flask) -> Iterator[list[str]]:
+    engine = app.extensions["helpdesk.engine"]
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, _params, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def statements(app: Flask, browser: Browser, url: str, **kw) -> int:
+    with counting(app) as seen:
+        assert browser.get(url, **kw).status_code == 200
+    return len(seen)
+
+
+def test_list_statement_count_is_constant(
+    app: Flask, browser: Browser, session: Session, world, password
+) -> None:
+    org, agent = world["alpha"]["org"], world["alpha"]["agent"]
+    make_ticket(session, org, agent)
+    browser.login("agent@alpha.test", password)
+    few = statements(app, browser, "/o/alpha/tickets")
+    for i in range(20):  # distinct requesters and assignees: joined, not loaded per row
+        other = make_member(session, org, email=f"extra{i}@alpha.test")
+        ticket = make_ticket(session, org, agent, f"customer{i}@example.test")
+        with tenant_scope(session, org.id):
+            tickets.update_fields(session, agent, ticket.number,
+                                  {"assignee_email": other.user.email})  # fmt: skip
+    many = statements(app, browser, "/o/alpha/tickets")
+    assert many == few
+    assert statements(app, browser, "/o/alpha/tickets", htmx=True) <= few
+    assert statements(app, browser, "/o/alpha/tickets?q=printer") == few + 1  # + numnode
+
+
+def test_ticket_page_statement_count_is_constant(
+    app: Flask, browser: Browser, session: Session, world, password
+) -> None:
+    org, agent = world["alpha"]["org"], world["alpha"]["agent"]
+    ticket = make_ticket(session, org, agent)
+    browser.login("agent@alpha.test", password)
+    few = statements(app, browser, f"/o/alpha/tickets/{ticket.number}")
+    with tenant_scope(session, org.id):
+        for i in range(15):
+            author = make_member(session, org, email=f"writer{i}@alpha.test")
+            tickets.add_comment(session, author, ticket.number, f"comment {i}", internal=i % 3 == 0)
+            tickets.update_fields(session, agent, ticket.number, {"tags": f"t{i}"})
+    assert statements(app, browser, f"/o/alpha/tickets/{ticket.number}") == few
