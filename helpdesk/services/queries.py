@@ -18,7 +18,6 @@ from helpdesk.services.errors import ValidationError
 from helpdesk.services.permissions import can_see_internal
 from helpdesk.services.validation import choice, choices_text, one_line, positive_int
 
-ASSIGNEE_SPECIAL = {"me", "unassigned"}
 SEARCH_DEPTH_MAX = 1000  # search ranks the most recently active 1,000 matches
 
 

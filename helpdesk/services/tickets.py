@@ -35,8 +35,6 @@ from helpdesk.services.validation import (
     parse_tags,
 )
 
-OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING, Status.ON_HOLD)
-
 
 @dataclass
 class NewTicket:
