@@ -200,7 +200,15 @@ def update_fields(
     """Change status/priority/assignee/tags; one TicketEvent per field that changed."""
     ticket = load_ticket(session, actor, number)  # invisible tickets are 404 for everyone
     require_staff(actor, "change ticket fields")
-    values = _validate_changes(session, changes)
+    events = apply_changes(session, actor, ticket, validate_changes(session, changes))
+    session.commit()
+    return events
+
+
+def apply_changes(
+    session: Session, actor: Membership, ticket: Ticket, values: dict[str, Any]
+) -> list[TicketEvent]:
+    """Set validated field values; one TicketEvent per field that really changed."""
     events: list[TicketEvent] = []
     for field, new in values.items():
         old = getattr(ticket, field)
@@ -212,7 +220,6 @@ def update_fields(
     if events:
         ticket.updated_at = utcnow()
         session.add_all(events)
-    session.commit()
     return events
 
 
@@ -231,7 +238,8 @@ def _describe(session: Session, field: str, value: Any) -> str | None:
 ALLOWED_CHANGES = {"status", "priority", "assignee_email", "tags"}
 
 
-def _validate_changes(session: Session, changes: dict[str, Any]) -> dict[str, Any]:
+def validate_changes(session: Session, changes: dict[str, Any]) -> dict[str, Any]:
+    """Check status/priority/assignee_email/tags; return column values or raise (all errors)."""
     unknown = set(changes) - ALLOWED_CHANGES
     if unknown:
         raise ValidationError({k: "this field cannot be changed" for k in sorted(unknown)})

@@ -106,3 +106,28 @@ def test_active_search_as_you_type(
     page.fill("input[name=q]", "#2")
     expect(page.locator("#ticket-rows")).to_contain_text("Password reset")
     assert console_errors == [], console_errors
+
+
+def test_bulk_assign_from_the_list(
+    chromium: Browser, live_url: str, world, password: str, session, console_errors
+) -> None:
+    from tests.factories import make_ticket
+
+    org, agent = world["alpha"]["org"], world["alpha"]["agent"]
+    for subject in ("First", "Second", "Third"):
+        make_ticket(session, org, agent, subject=subject)
+    page = console_errors.watch(chromium.new_context().new_page())
+    _login(page, live_url, "agent@alpha.test", password)
+    page.check("input[name=tickets][value='1']")
+    page.check("input[name=tickets][value='3']")
+    page.select_option("#bulk-form select[name=assignee_email]", "admin@alpha.test")
+    page.select_option("#bulk-form select[name=priority]", "urgent")
+    page.click("#bulk-form button[type=submit]")
+    expect(page.locator(".toast", has_text="Updated 2 tickets")).to_be_visible()
+    expect(page.locator("#ticket-1")).to_contain_text("urgent")  # swapped in place
+    expect(page.locator("#ticket-3")).to_contain_text("urgent")
+    expect(page.locator("#ticket-2")).not_to_contain_text("urgent")
+    page.click("#bulk-form button[type=submit]")  # nothing selected now? rows were replaced
+    expect(page.locator("#bulk-errors")).to_contain_text("select at least one ticket")
+    unexpected = [e for e in console_errors if "status of 422" not in e]
+    assert unexpected == [], unexpected

@@ -45,6 +45,7 @@ WEB_FORMS: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "tickets.fields"): {"priority": "urgent", "tags": "matrix"},
     ("POST", "profile.create_token"): {"name": "matrix token"},
     ("POST", "profile.revoke_token"): {},
+    ("POST", "tickets.bulk"): {"tickets": "1", "priority": "urgent"},
 }
 API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "api.create_ticket"): {
@@ -54,6 +55,7 @@ API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("PATCH", "api.patch_ticket"): {"priority": "urgent", "tags": ["matrix"]},
     ("POST", "api.create_comment"): {"body": "matrix reply"},
+    ("POST", "api.bulk_update"): {"numbers": [1], "priority": "urgent"},
 }
 
 # Text that exists only in beta (or only on another alpha requester's ticket).

@@ -121,6 +121,13 @@ def _paths() -> dict[str, Schema]:
             "responses": {**_ok("The new ticket", "Ticket", "201", **location),
                           **_errors("UnsupportedMediaType")},
         }},
+        f"{ORG}/tickets/bulk": {"parameters": _params("OrgSlug"), "post": {
+            "operationId": "bulkUpdateTickets",
+            "summary": "Change status, priority, assignee or tags of many tickets at once.",
+            "requestBody": _body("BulkUpdate"),
+            "responses": {**_ok("The changed tickets", "BulkResult"),
+                          **_errors("Forbidden", "UnsupportedMediaType")},
+        }},
         f"{ORG}/tickets/{{number}}": {"parameters": _params("OrgSlug", "Number"), "get": {
             "operationId": "getTicket", "summary": "Show one ticket.",
             "responses": {**_ok("The ticket", "Ticket"), **_errors()},

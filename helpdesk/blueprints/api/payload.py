@@ -20,7 +20,13 @@ from helpdesk.services.validation import normalize_email, positive_int
 LIMIT_DEFAULT = 25
 LIMIT_MAX = 100
 
-_TYPE_NAMES = {"string": "a string", "boolean": "true or false", "array": "a list", "null": "null"}
+_TYPE_NAMES = {
+    "integer": "a whole number",
+    "string": "a string",
+    "boolean": "true or false",
+    "array": "a list",
+    "null": "null",
+}
 
 
 def json_object() -> dict[str, Any]:
@@ -46,6 +52,8 @@ def _matches(value: object, schema: Schema) -> bool:
         if kind == "string" and isinstance(value, str):
             return True
         if kind == "boolean" and isinstance(value, bool):
+            return True
+        if kind == "integer" and isinstance(value, int) and not isinstance(value, bool):
             return True
         if kind == "null" and value is None:
             return True

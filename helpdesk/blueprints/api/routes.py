@@ -10,10 +10,10 @@ from flask import Blueprint, Response, jsonify
 
 from helpdesk.blueprints.api import auth, openapi, payload, serialize
 from helpdesk.blueprints.api.problems import ApiProblem, invalid
-from helpdesk.blueprints.api.schemas import NEW_COMMENT, NEW_TICKET, TICKET_PATCH
+from helpdesk.blueprints.api.schemas import BULK_UPDATE, NEW_COMMENT, NEW_TICKET, TICKET_PATCH
 from helpdesk.db import get_session
 from helpdesk.models import Channel
-from helpdesk.services import queries, tickets
+from helpdesk.services import bulk, queries, tickets
 from helpdesk.services.errors import Forbidden, NotFound, ValidationError
 from helpdesk.services.permissions import load_ticket
 
@@ -124,3 +124,13 @@ def create_comment(org_slug: str, number: str) -> tuple[Response, int]:
         set_status=data.get("status"),
     )
     return jsonify(serialize.comment(comment)), 201
+
+
+@bp.post("/orgs/<org_slug>/tickets/bulk")
+def bulk_update(org_slug: str) -> Response:
+    data = payload.json_object()
+    payload.check_fields(data, BULK_UPDATE)
+    changes = {k: v for k, v in data.items() if k != "numbers"}
+    result = bulk.bulk_update(get_session(), auth.current_member(), data.get("numbers"), changes)
+    items = [serialize.ticket(t, org_slug) for t in result.tickets]
+    return jsonify(items=items, changes=len(result.events))

@@ -171,6 +171,48 @@ PROBLEM: Schema = {
     },
 }
 
+_TAG_LIST: Schema = {
+    "type": "array",
+    "maxItems": 20,
+    "items": {"type": "string", "minLength": 1, "maxLength": 40},
+}
+
+BULK_UPDATE: Schema = {
+    "type": "object",
+    "description": (
+        "Apply the same changes to up to 100 tickets: all of them change, or none do (an "
+        "unknown number or a bad value changes nothing). Agents and admins only."
+    ),
+    "required": ["numbers"],
+    "properties": {
+        "numbers": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 100,
+            "items": {"type": "integer", "minimum": 1},
+            "description": "Ticket numbers in this organization.",
+        },
+        "status": {"type": "string", "enum": STATUSES},
+        "priority": {"type": "string", "enum": PRIORITIES},
+        "assignee_email": {
+            "type": ["string", "null"],
+            "description": "An agent or admin of this organization; null unassigns.",
+        },
+        "add_tags": {**_TAG_LIST, "description": "Tags to add to each ticket."},
+        "remove_tags": {**_TAG_LIST, "description": "Tags to remove from each ticket."},
+    },
+    "additionalProperties": False,
+}
+
+BULK_RESULT: Schema = {
+    "type": "object",
+    "required": ["items", "changes"],
+    "properties": {
+        "items": {"type": "array", "items": ref("Ticket")},
+        "changes": {"type": "integer", "description": "Field changes recorded in history."},
+    },
+}
+
 COMPONENTS: dict[str, Schema] = {
     "Person": PERSON,
     "Ticket": TICKET,
@@ -180,5 +222,7 @@ COMPONENTS: dict[str, Schema] = {
     "NewTicket": NEW_TICKET,
     "TicketPatch": TICKET_PATCH,
     "NewComment": NEW_COMMENT,
+    "BulkUpdate": BULK_UPDATE,
+    "BulkResult": BULK_RESULT,
     "Problem": PROBLEM,
 }

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
+from helpdesk.blueprints.urls import safe_local_path
 from helpdesk.db import get_session
 from helpdesk.services import auth as auth_service
 from helpdesk.services.orgs import user_orgs
 
 bp = Blueprint("auth", __name__)
-
-
-def _safe_next(target: str | None) -> str | None:
-    """Accept only local paths ("/…", not "//host" or "/\\host" or a scheme)."""
-    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or any(c in target for c in "\r\n\\"):
-        return None
-    return target
 
 
 @bp.get("/")
@@ -37,7 +26,7 @@ def home() -> Response | str:
 
 @bp.route("/login", methods=["GET", "POST"])  # rate limits: helpdesk/ratelimits.py
 def login() -> Response | tuple[str, int] | str:
-    next_url = _safe_next(request.values.get("next"))
+    next_url = safe_local_path(request.values.get("next"))
     if request.method == "GET":
         if current_user.is_authenticated:
             return redirect(next_url or url_for("auth.home"))

@@ -8,9 +8,11 @@ from flask import Blueprint, current_app, redirect, request, url_for
 from werkzeug.wrappers import Response
 
 from helpdesk.blueprints import gate
+from helpdesk.blueprints.urls import safe_local_path
 from helpdesk.db import get_session
 from helpdesk.htmx import is_htmx, render, trigger
 from helpdesk.models import Channel, Priority, Status
+from helpdesk.services import bulk as bulk_service
 from helpdesk.services import orgs, queries, tickets
 from helpdesk.services.errors import ValidationError
 from helpdesk.services.permissions import load_ticket
@@ -19,6 +21,7 @@ bp = Blueprint("tickets", __name__, url_prefix="/o/<org_slug>")
 gate.install(bp)
 
 FILTER_KEYS = ("q", "status", "priority", "assignee")
+BULK_FIELDS = ("status", "priority", "assignee_email", "add_tags", "remove_tags")
 
 
 def _common() -> dict[str, Any]:
@@ -130,3 +133,23 @@ def fields(org_slug: str, number: int) -> Response:
         return redirect(url_for("tickets.show", org_slug=org_slug, number=number), code=303)
     response = _detail(number, block="side")
     return trigger(response, toast=f"{len(events)} change(s) saved" if events else "No changes")
+
+
+@bp.post("/tickets/bulk")
+def bulk(org_slug: str) -> Response:
+    numbers = request.form.getlist("tickets")
+    changes: dict[str, Any] = {k: request.form[k] for k in BULK_FIELDS if request.form.get(k)}
+    if changes.get("assignee_email") == "none":
+        changes["assignee_email"] = None
+    back = safe_local_path(request.form.get("next")) or url_for("tickets.index", org_slug=org_slug)
+    try:
+        result = bulk_service.bulk_update(get_session(), gate.current_member(), numbers, changes)
+    except ValidationError as exc:
+        return render("tickets/bulk.html", block="result", status=422, errors=exc.errors,
+                      tickets=[], back=back, **_common())  # fmt: skip
+    if not is_htmx():
+        return redirect(back, code=303)
+    response = render("tickets/bulk.html", block="result", errors={}, tickets=result.tickets,
+                      back=back, **_common())  # fmt: skip
+    count = len(result.tickets)
+    return trigger(response, toast=f"Updated {count} ticket{'s' if count != 1 else ''}")
