@@ -5,6 +5,7 @@ from helpdesk.models.org import STAFF_ROLES, Membership, Organization, Role
 from helpdesk.models.ticket import SUBJECT_MAX, Priority, Status, Ticket, TicketEvent
 from helpdesk.models.token import ApiToken
 from helpdesk.models.user import User
+from helpdesk.models.view import SavedView
 
 __all__ = [
     "BODY_MAX",
@@ -17,6 +18,7 @@ __all__ = [
     "Organization",
     "Priority",
     "Role",
+    "SavedView",
     "Status",
     "Ticket",
     "TicketEvent",

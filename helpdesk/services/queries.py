@@ -18,6 +18,9 @@ from helpdesk.services.errors import ValidationError
 from helpdesk.services.permissions import can_see_internal
 from helpdesk.services.validation import choice, choices_text, one_line, positive_int
 
+ALL_OPEN = "all_open"  # a status filter: every status still needing work
+OPEN_STATUSES = (Status.NEW.value, Status.OPEN.value, Status.PENDING.value, Status.ON_HOLD.value)
+FILTER_KEYS = ("q", "status", "priority", "assignee")
 SEARCH_DEPTH_MAX = 1000  # search ranks the most recently active 1,000 matches
 
 
@@ -43,9 +46,10 @@ def parse_filter(args: dict[str, str]) -> TicketFilter:
     errors: dict[str, str] = {}
     result = TicketFilter()
     if args.get("status"):
-        result.status = choice(args["status"], Status)
+        status = args["status"]
+        result.status = ALL_OPEN if status == ALL_OPEN else choice(status, Status)
         if result.status is None:
-            errors["status"] = f"choose one of: {choices_text(Status)}"
+            errors["status"] = f"choose one of: {ALL_OPEN}, {choices_text(Status)}"
     if args.get("priority"):
         result.priority = choice(args["priority"], Priority)
         if result.priority is None:
@@ -195,7 +199,9 @@ def _filtered(session: Session, actor: Membership, filters: TicketFilter) -> Sel
     stmt: Select[Ticket] = select(Ticket)
     if not actor.is_staff:
         stmt = stmt.where(Ticket.requester_id == actor.user_id)
-    if filters.status:
+    if filters.status == ALL_OPEN:
+        stmt = stmt.where(Ticket.status.in_(OPEN_STATUSES))
+    elif filters.status:
         stmt = stmt.where(Ticket.status == filters.status)
     if filters.priority:
         stmt = stmt.where(Ticket.priority == filters.priority)

@@ -46,6 +46,8 @@ WEB_FORMS: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "profile.create_token"): {"name": "matrix token"},
     ("POST", "profile.revoke_token"): {},
     ("POST", "tickets.bulk"): {"tickets": "1", "priority": "urgent"},
+    ("POST", "tickets.save_view"): {"name": "matrix view", "filter_status": "open"},
+    ("POST", "tickets.delete_view"): {},
 }
 API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "api.create_ticket"): {
@@ -111,9 +113,9 @@ def inventory(app: Flask) -> tuple[list[Case], list[str]]:
     return cases, problems
 
 
-def targets(org_slug: str, number: int, token_id: int) -> dict[str, Any]:
+def targets(org_slug: str, number: int, token_id: int, view_id: int) -> dict[str, Any]:
     """The id table: a value for every path argument. A new argument must be added here."""
-    return {"org_slug": org_slug, "number": number, "token_id": token_id}
+    return {"org_slug": org_slug, "number": number, "token_id": token_id, "view_id": view_id}
 
 
 def build_url(app: Flask, case: Case, values: dict[str, Any]) -> str:

@@ -30,7 +30,9 @@ def snapshot(session: Session) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def hashable(value: Any) -> Any:
-    return tuple(value) if isinstance(value, list) else value
+    if isinstance(value, dict):
+        return tuple(sorted((k, hashable(v)) for k, v in value.items()))
+    return tuple(hashable(v) for v in value) if isinstance(value, list) else value
 
 
 def org_summary(session: Session, org_id: int) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from helpdesk.db import utcnow
 from helpdesk.models import Comment, Role, Ticket
-from helpdesk.services import api_tokens, tickets
+from helpdesk.services import api_tokens, tickets, views
 from helpdesk.tenancy import tenant_scope, unscoped
 from tests.browser import Browser
 from tests.factories import make_member, make_ticket
@@ -114,6 +114,14 @@ def matrix(app: Flask, session: Session, world: dict[str, Any], password: str) -
         session, alpha["agent"], "expired token", expires_at=utcnow() - timedelta(minutes=5)
     )
 
+    with tenant_scope(session, beta["org"].id):
+        beta_view = views.save_view(
+            session, beta["agent"], "beta-secret view", {"q": "x"}, False
+        ).id
+    with tenant_scope(session, alpha["org"].id):
+        agent_view = views.save_view(session, alpha["agent"], "alpha view", {"q": "x"}, False).id
+        spare_view = views.save_view(session, alpha["agent"], "spare view", {"q": "y"}, False).id
+
     with unscoped(session):
         numbers = session.execute(select(Ticket.org_id, Ticket.number)).all()
     assert (alpha["org"].id, 3) not in numbers and (beta["org"].id, 3) in numbers
@@ -136,13 +144,13 @@ def matrix(app: Flask, session: Session, world: dict[str, Any], password: str) -
         ),
         anonymous=Actor("anonymous", Browser(app.test_client())),
         ids={
-            "beta real": targets("beta", 1, beta_token),
-            "beta real (dual)": targets("beta", 1, dual_beta_token),
-            "beta-only ids": targets("alpha", 3, beta_token),
-            "beta-only ids (dual)": targets("alpha", 3, dual_beta_token),
-            "other requester": targets("alpha", 2, agent_token),
-            "alpha real": targets("alpha", 1, agent_token),
-            "alpha own": targets("alpha", 1, spare_token),
+            "beta real": targets("beta", 1, beta_token, beta_view),
+            "beta real (dual)": targets("beta", 1, dual_beta_token, beta_view),
+            "beta-only ids": targets("alpha", 3, beta_token, beta_view),
+            "beta-only ids (dual)": targets("alpha", 3, dual_beta_token, beta_view),
+            "other requester": targets("alpha", 2, agent_token, agent_view),
+            "alpha real": targets("alpha", 1, agent_token, agent_view),
+            "alpha own": targets("alpha", 1, spare_token, spare_view),
         },
         api_headers={
             "no Authorization header": {},

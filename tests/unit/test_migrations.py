@@ -30,7 +30,7 @@ def test_upgrade_downgrade_upgrade_and_models_match(database_url: str) -> None:
     conftest_services.recreate_database(url)
     run_migrations(url)
     expected = {"organizations", "users", "memberships", "tickets", "comments",
-                "ticket_events", "api_tokens", "alembic_version"}  # fmt: skip
+                "ticket_events", "api_tokens", "saved_views", "alembic_version"}  # fmt: skip
     assert _tables(url) == expected
     run_migrations(url, "base", down=True)
     assert _tables(url) == {"alembic_version"}

@@ -13,14 +13,13 @@ from helpdesk.db import get_session
 from helpdesk.htmx import is_htmx, render, trigger
 from helpdesk.models import Channel, Priority, Status
 from helpdesk.services import bulk as bulk_service
-from helpdesk.services import orgs, queries, tickets
+from helpdesk.services import orgs, queries, tickets, views
 from helpdesk.services.errors import ValidationError
 from helpdesk.services.permissions import load_ticket
 
 bp = Blueprint("tickets", __name__, url_prefix="/o/<org_slug>")
 gate.install(bp)
 
-FILTER_KEYS = ("q", "status", "priority", "assignee")
 BULK_FIELDS = ("status", "priority", "assignee_email", "add_tags", "remove_tags")
 
 
@@ -38,7 +37,12 @@ def _common() -> dict[str, Any]:
 
 @bp.get("/tickets")
 def index(org_slug: str) -> Response:
-    args = {k: request.args.get(k, "") for k in FILTER_KEYS}
+    args = {k: request.args.get(k, "") for k in queries.FILTER_KEYS}
+    return _list(org_slug, args)
+
+
+def _list(org_slug: str, args: dict[str, str], **extra: Any) -> Response:
+    """The list page (or its rows) for these filters; `extra` carries form errors."""
     session, member = get_session(), gate.current_member()
     errors: dict[str, str] = {}
     try:
@@ -53,10 +57,32 @@ def index(org_slug: str) -> Response:
         params: dict[str, Any] = {k: v for k, v in args.items() if v}
         next_url = url_for("tickets.index", org_slug=org_slug, cursor=page.next_cursor, **params)
     block = "more_rows" if request.args.get("cursor") else "rows"
+    status = 422 if errors or extra.get("view_errors") else 200
+    current = {k: v for k, v in args.items() if v}
+    ctx = {"view_errors": {}, "view_name": "", "current_filters": current, **extra}
+    views_list = views.list_views(session, member)
     return render(
-        "tickets/list.html", block=block, status=422 if errors else 200,
-        page=page, args=args, errors=errors, next_url=next_url, **_common(),
+        "tickets/list.html", block=block, status=status, page=page, args=args, errors=errors,
+        next_url=next_url, views=views_list, **ctx, **_common(),
     )  # fmt: skip
+
+
+@bp.post("/tickets/views")
+def save_view(org_slug: str) -> Response:
+    filters = {k: request.form.get(f"filter_{k}", "") for k in queries.FILTER_KEYS}
+    name, shared = request.form.get("name", ""), request.form.get("shared") == "1"
+    try:
+        views.save_view(get_session(), gate.current_member(), name, filters, shared)
+    except ValidationError as exc:
+        return _list(org_slug, filters, view_errors=exc.errors, view_name=name)
+    params: dict[str, Any] = {k: v for k, v in filters.items() if v}
+    return redirect(url_for("tickets.index", org_slug=org_slug, **params), code=303)
+
+
+@bp.post("/tickets/views/<int:view_id>/delete")
+def delete_view(org_slug: str, view_id: int) -> Response:
+    views.delete_view(get_session(), gate.current_member(), view_id)
+    return redirect(url_for("tickets.index", org_slug=org_slug), code=303)
 
 
 def _page_size() -> int:

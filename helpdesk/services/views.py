@@ -1,0 +1,98 @@
+"""Saved views: built-in queues plus named filter sets, personal or shared by admins."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from helpdesk.models import Membership, Role, SavedView
+from helpdesk.services.errors import Forbidden, NotFound, ValidationError
+from helpdesk.services.permissions import require_staff
+from helpdesk.services.queries import ALL_OPEN, FILTER_KEYS, parse_filter
+from helpdesk.services.validation import one_line
+
+NAME_MAX = 60
+BUILT_IN: tuple[tuple[str, dict[str, str]], ...] = (
+    ("My open", {"status": ALL_OPEN, "assignee": "me"}),
+    ("Unassigned", {"status": ALL_OPEN, "assignee": "unassigned"}),
+    ("All open", {"status": ALL_OPEN}),
+)
+
+
+@dataclass
+class View:
+    """A view as the list shows it; `id` is None for built-in views."""
+
+    id: int | None
+    name: str
+    filters: dict[str, str]
+    shared: bool
+    deletable: bool
+
+
+def list_views(session: Session, actor: Membership) -> list[View]:
+    """Built-in views, the org's shared views, then the actor's own (staff only)."""
+    if not actor.is_staff:
+        return []
+    views = [View(None, name, dict(f), True, False) for name, f in BUILT_IN]
+    stmt = select(SavedView).where(
+        or_(SavedView.owner_id.is_(None), SavedView.owner_id == actor.user_id)
+    )
+    rows = session.scalars(stmt.order_by(SavedView.owner_id.desc().nulls_first(),
+                                         SavedView.name_key))  # fmt: skip
+    for row in rows:
+        shared = row.owner_id is None
+        deletable = not shared or actor.role == Role.ADMIN
+        views.append(View(row.id, row.name, dict(row.filters), shared, deletable))
+    return views
+
+
+def clean_filters(filters: dict[str, Any]) -> dict[str, str]:
+    """Keep the allow-listed, non-empty filters after validating them."""
+    raw = {k: v for k, v in filters.items() if k in FILTER_KEYS and isinstance(v, str) and v}
+    unknown = sorted(k for k in filters if k not in FILTER_KEYS)
+    if unknown:
+        raise ValidationError({k: "not a list filter" for k in unknown})
+    parse_filter(raw)  # raises with a message per bad value
+    if not raw:
+        raise ValidationError({"filters": "set at least one filter before saving a view"})
+    return raw
+
+
+def save_view(
+    session: Session, actor: Membership, name: object, filters: dict[str, Any], shared: bool
+) -> SavedView:
+    """Save the filters under a name, for the actor or (admins) for the whole org."""
+    require_staff(actor, "save views")
+    if shared and actor.role != Role.ADMIN:
+        raise Forbidden("share views with the organization (admins only)")
+    label = one_line(name)
+    if not label or len(label) > NAME_MAX:
+        raise ValidationError({"name": f"name the view (1-{NAME_MAX} characters)"})
+    cleaned = clean_filters(filters)
+    owner = None if shared else actor.user_id
+    key = label.lower()
+    clash = select(SavedView.id).where(SavedView.name_key == key)
+    clash = clash.where(SavedView.owner_id.is_(None) if owner is None else
+                        SavedView.owner_id == owner)  # fmt: skip
+    if session.scalar(clash) is not None:
+        raise ValidationError({"name": f"there is already a view called {label!r}"})
+    view = SavedView(owner_id=owner, name=label, name_key=key, filters=cleaned)
+    session.add(view)
+    session.commit()
+    return view
+
+
+def delete_view(session: Session, actor: Membership, view_id: int) -> None:
+    """Delete one of the actor's views, or (admins) a shared one."""
+    view = session.get(SavedView, view_id)
+    visible = actor.is_staff and view is not None and view.owner_id in (None, actor.user_id)
+    if view is None or not visible:
+        raise NotFound("view not found")
+    if view.owner_id is None and actor.role != Role.ADMIN:
+        raise Forbidden("delete shared views (admins only)")
+    session.delete(view)
+    session.commit()
