@@ -121,6 +121,7 @@ def matrix(app: Flask, session: Session, world: dict[str, Any], password: str) -
     with tenant_scope(session, alpha["org"].id):
         agent_view = views.save_view(session, alpha["agent"], "alpha view", {"q": "x"}, False).id
         spare_view = views.save_view(session, alpha["agent"], "spare view", {"q": "y"}, False).id
+        spare_api = views.save_view(session, alpha["agent"], "spare api", {"q": "z"}, False).id
 
     with unscoped(session):
         numbers = session.execute(select(Ticket.org_id, Ticket.number)).all()
@@ -150,7 +151,7 @@ def matrix(app: Flask, session: Session, world: dict[str, Any], password: str) -
             "beta-only ids (dual)": targets("alpha", 3, dual_beta_token, beta_view),
             "other requester": targets("alpha", 2, agent_token, agent_view),
             "alpha real": targets("alpha", 1, agent_token, agent_view),
-            "alpha own": targets("alpha", 1, spare_token, spare_view),
+            "alpha own": {**targets("alpha", 1, spare_token, spare_view), "view_id@api": spare_api},
         },
         api_headers={
             "no Authorization header": {},

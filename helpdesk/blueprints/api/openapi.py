@@ -95,6 +95,11 @@ PATH_PARAMETERS: dict[str, Schema] = {
         "description": "The ticket's per-organization number.",
         "schema": {"type": "integer", "minimum": 1},
     },
+    "ViewId": {
+        "name": "view_id", "in": "path", "required": True,
+        "description": "A saved view's id (from the view list).",
+        "schema": {"type": "integer", "minimum": 1},
+    },
 }  # fmt: skip
 
 
@@ -121,6 +126,21 @@ def _paths() -> dict[str, Schema]:
             "requestBody": _body("NewTicket"),
             "responses": {**_ok("The new ticket", "Ticket", "201", **location),
                           **_errors("UnsupportedMediaType")},
+        }},
+        f"{ORG}/views": {"parameters": _params("OrgSlug"), "get": {
+            "operationId": "listViews",
+            "summary": "Built-in, shared and your own saved views (requesters: none).",
+            "responses": {**_ok("The views", "ViewList"), **_errors()},
+        }, "post": {
+            "operationId": "createView", "summary": "Save a view.",
+            "requestBody": _body("NewView"),
+            "responses": {**_ok("The new view", "View", "201"),
+                          **_errors("Forbidden", "UnsupportedMediaType")},
+        }},
+        f"{ORG}/views/{{view_id}}": {"parameters": _params("OrgSlug", "ViewId"), "delete": {
+            "operationId": "deleteView",
+            "summary": "Delete one of your views, or (admins) a shared view.",
+            "responses": {"204": {"description": "Deleted"}, **_errors("Forbidden")},
         }},
         f"{ORG}/tickets/bulk": {"parameters": _params("OrgSlug"), "post": {
             "operationId": "bulkUpdateTickets",

@@ -26,6 +26,7 @@ _TYPE_NAMES = {
     "boolean": "true or false",
     "array": "a list",
     "null": "null",
+    "object": "an object",
 }
 
 
@@ -54,6 +55,8 @@ def _matches(value: object, schema: Schema) -> bool:
         if kind == "boolean" and isinstance(value, bool):
             return True
         if kind == "integer" and isinstance(value, int) and not isinstance(value, bool):
+            return True
+        if kind == "object" and isinstance(value, dict):
             return True
         if kind == "null" and value is None:
             return True

@@ -6,14 +6,22 @@ ValidationError / NotFound / Forbidden; the handlers below turn them into proble
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, jsonify
 
 from helpdesk.blueprints.api import auth, openapi, payload, serialize
 from helpdesk.blueprints.api.problems import ApiProblem, invalid
-from helpdesk.blueprints.api.schemas import BULK_UPDATE, NEW_COMMENT, NEW_TICKET, TICKET_PATCH
+from helpdesk.blueprints.api.schemas import (
+    BULK_UPDATE,
+    NEW_COMMENT,
+    NEW_TICKET,
+    NEW_VIEW,
+    TICKET_PATCH,
+)
 from helpdesk.db import get_session
-from helpdesk.models import Channel
-from helpdesk.services import bulk, queries, tickets
+from helpdesk.models import Channel, SavedView
+from helpdesk.services import bulk, queries, tickets, views
 from helpdesk.services.errors import Forbidden, NotFound, ValidationError
 from helpdesk.services.permissions import load_ticket
 
@@ -134,3 +142,34 @@ def bulk_update(org_slug: str) -> Response:
     result = bulk.bulk_update(get_session(), auth.current_member(), data.get("numbers"), changes)
     items = [serialize.ticket(t, org_slug) for t in result.tickets]
     return jsonify(items=items, changes=len(result.events))
+
+
+def _view(view: views.View | SavedView) -> dict[str, Any]:
+    shared = view.shared if isinstance(view, views.View) else view.owner_id is None
+    return {"id": view.id, "name": view.name, "shared": shared, "filters": dict(view.filters)}
+
+
+@bp.get("/orgs/<org_slug>/views")
+def list_views(org_slug: str) -> Response:
+    items = views.list_views(get_session(), auth.current_member())  # none for requesters
+    return jsonify(items=[_view(v) for v in items])
+
+
+@bp.post("/orgs/<org_slug>/views")
+def create_view(org_slug: str) -> tuple[Response, int]:
+    data = payload.json_object()
+    payload.check_fields(data, NEW_VIEW)
+    view = views.save_view(
+        get_session(),
+        auth.current_member(),
+        data.get("name", ""),
+        data.get("filters", {}),
+        bool(data.get("shared", False)),
+    )
+    return jsonify(_view(view)), 201
+
+
+@bp.delete("/orgs/<org_slug>/views/<int:view_id>")
+def delete_view(org_slug: str, view_id: int) -> tuple[str, int]:
+    views.delete_view(get_session(), auth.current_member(), view_id)
+    return "", 204

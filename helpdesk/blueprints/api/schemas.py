@@ -213,6 +213,42 @@ BULK_RESULT: Schema = {
     },
 }
 
+_FILTERS: Schema = {
+    "type": "object",
+    "description": "List filters, as the `q`, `status`, `priority` and `assignee` parameters.",
+    "properties": {k: {"type": "string"} for k in ("q", "status", "priority", "assignee")},
+    "additionalProperties": False,
+}
+
+VIEW: Schema = {
+    "type": "object",
+    "required": ["id", "name", "shared", "filters"],
+    "properties": {
+        "id": {"type": ["integer", "null"], "description": "null for built-in views"},
+        "name": {"type": "string"},
+        "shared": {"type": "boolean", "description": "Visible to every agent of the org."},
+        "filters": _FILTERS,
+    },
+}
+
+VIEW_LIST: Schema = {
+    "type": "object",
+    "required": ["items"],
+    "properties": {"items": {"type": "array", "items": ref("View")}},
+}
+
+NEW_VIEW: Schema = {
+    "type": "object",
+    "description": "Save filters under a name; `shared` views (admins only) show for everyone.",
+    "required": ["name", "filters"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 60},
+        "filters": _FILTERS,
+        "shared": {"type": "boolean"},
+    },
+    "additionalProperties": False,
+}
+
 COMPONENTS: dict[str, Schema] = {
     "Person": PERSON,
     "Ticket": TICKET,
@@ -224,5 +260,8 @@ COMPONENTS: dict[str, Schema] = {
     "NewComment": NEW_COMMENT,
     "BulkUpdate": BULK_UPDATE,
     "BulkResult": BULK_RESULT,
+    "View": VIEW,
+    "ViewList": VIEW_LIST,
+    "NewView": NEW_VIEW,
     "Problem": PROBLEM,
 }
