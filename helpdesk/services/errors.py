@@ -15,6 +15,10 @@ class Forbidden(DomainError):
     """The actor can see the object but may not do this (HTTP 403)."""
 
 
+class Conflict(DomainError):
+    """The request is valid but something changed underneath it (HTTP 409)."""
+
+
 class ValidationError(DomainError):
     """Bad input: field name -> message a person can act on (HTTP 422)."""
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -125,3 +127,10 @@ def staff_members(session: Session) -> list[Membership]:
         .order_by(User.name, User.email)
     )
     return list(rows)
+
+
+def display_names(session: Session, marks: Sequence[Any]) -> list[tuple[str, str]]:
+    """(name, mode) for presence marks, in their order, with one query."""
+    ids = [m.user_id for m in marks]
+    users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(ids)))} if ids else {}
+    return [(users[m.user_id].display_name, m.mode) for m in marks if m.user_id in users]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from helpdesk.db import utcnow
@@ -25,7 +25,7 @@ from helpdesk.models import (
 )
 from helpdesk.rendering import render_markdown
 from helpdesk.services import orgs, search
-from helpdesk.services.errors import ValidationError
+from helpdesk.services.errors import Conflict, ValidationError
 from helpdesk.services.permissions import can_see_internal, load_ticket, require_staff
 from helpdesk.services.validation import (
     choice,
@@ -158,10 +158,17 @@ def add_comment(
     internal: bool = False,
     channel: Channel = Channel.WEB,
     set_status: str | None = None,
+    seen_up_to: int | None = None,
 ) -> Comment:
-    """Add a public reply or an internal note; replies may move the ticket's status."""
+    """Add a public reply or an internal note; replies may move the ticket's status.
+
+    `seen_up_to` is the newest comment id the writer had on screen: if someone else wrote
+    since, nothing is saved and Conflict says so (the writer reads, then sends again).
+    """
     ticket = load_ticket(session, actor, number)
     text = clean_body(body)
+    if seen_up_to is not None:
+        _refuse_if_overtaken(session, actor, ticket, seen_up_to)
     if internal and not can_see_internal(actor):
         raise ValidationError({"internal": "only agents can write internal notes"})
     new_status = _status_after_reply(ticket, actor, internal, set_status)
@@ -174,6 +181,23 @@ def add_comment(
     ticket.updated_at = utcnow()
     session.commit()
     return comment
+
+
+def _refuse_if_overtaken(
+    session: Session, actor: Membership, ticket: Ticket, seen_up_to: int
+) -> None:
+    stmt = select(Comment.id).where(
+        Comment.ticket_id == ticket.id,
+        Comment.id > seen_up_to,
+        Comment.author_id != actor.user_id,
+    )
+    if not can_see_internal(actor):
+        stmt = stmt.where(Comment.internal.is_(False))
+    if session.scalar(stmt.limit(1)) is not None:
+        raise Conflict(
+            "Someone else wrote on this ticket while you were typing. Your text is kept "
+            "below: read the new message, then send again."
+        )
 
 
 def _status_after_reply(

@@ -8,6 +8,11 @@
   // Every HTMX request carries the CSRF token as a header.
   document.addEventListener("htmx:configRequest", function (event) {
     event.detail.headers["X-CSRFToken"] = csrfToken();
+    // Presence heartbeat: say whether a reply is being written, never send the draft.
+    if (event.detail.elt && event.detail.elt.id === "presence") {
+      var draft = document.getElementById("reply-body");
+      event.detail.parameters["replying"] = draft && draft.value.trim() ? "1" : "";
+    }
   });
   // Toasts: the server sends HX-Trigger: {"toast": "Reply sent"}.
   document.addEventListener("toast", function (event) {

@@ -131,3 +131,22 @@ def test_bulk_assign_from_the_list(
     expect(page.locator("#bulk-errors")).to_contain_text("select at least one ticket")
     unexpected = [e for e in console_errors if "status of 422" not in e]
     assert unexpected == [], unexpected
+
+
+def test_presence_shows_who_else_is_replying(
+    chromium: Browser, live_url: str, world, password: str, session, console_errors
+) -> None:
+    from tests.factories import make_ticket
+
+    make_ticket(session, world["alpha"]["org"], world["alpha"]["agent"])
+    agent = console_errors.watch(chromium.new_context().new_page())
+    admin = console_errors.watch(chromium.new_context().new_page())
+    _login(agent, live_url, "agent@alpha.test", password)
+    _login(admin, live_url, "admin@alpha.test", password)
+    agent.goto(f"{live_url}/o/alpha/tickets/1")
+    admin.goto(f"{live_url}/o/alpha/tickets/1")
+    expect(admin.locator("#presence")).to_contain_text("Agent is viewing")
+    agent.fill("textarea[name=body]", "Drafting an answer")
+    # The next heartbeat (every 10 s) tells the admin the agent is writing.
+    expect(admin.locator("#presence")).to_contain_text("Agent is replying", timeout=25_000)
+    assert console_errors == [], console_errors

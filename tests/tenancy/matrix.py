@@ -48,6 +48,7 @@ WEB_FORMS: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "tickets.bulk"): {"tickets": "1", "priority": "urgent"},
     ("POST", "tickets.save_view"): {"name": "matrix view", "filter_status": "open"},
     ("POST", "tickets.delete_view"): {},
+    ("POST", "tickets.presence_beat"): {"replying": "1"},
 }
 API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "api.create_ticket"): {

@@ -5,17 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, redirect, request, url_for
+from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
 from helpdesk.blueprints import gate
 from helpdesk.blueprints.urls import safe_local_path
 from helpdesk.db import get_session
+from helpdesk.extensions import get_redis
 from helpdesk.htmx import is_htmx, render, trigger
 from helpdesk.models import Channel, Priority, Status
 from helpdesk.services import bulk as bulk_service
-from helpdesk.services import orgs, queries, tickets, views
-from helpdesk.services.errors import ValidationError
+from helpdesk.services import orgs, presence, queries, tickets, views
+from helpdesk.services.errors import Conflict, ValidationError
 from helpdesk.services.permissions import load_ticket
+from helpdesk.services.validation import positive_int
 
 bp = Blueprint("tickets", __name__, url_prefix="/o/<org_slug>")
 gate.install(bp)
@@ -134,17 +137,35 @@ def comment(org_slug: str, number: int) -> Response:
     body = request.form.get("body", "")
     internal = request.form.get("internal") == "1"
     set_status = request.form.get("set_status") or None
+    seen_up_to = positive_int(request.form.get("seen_up_to", ""))
+    reply = {"body": body, "internal": internal}
     try:
-        tickets.add_comment(
-            get_session(), gate.current_member(), number, body, internal, Channel.WEB, set_status
-        )
+        tickets.add_comment(get_session(), gate.current_member(), number, body, internal,
+                            Channel.WEB, set_status, seen_up_to)  # fmt: skip
     except ValidationError as exc:
-        reply = {"body": body, "internal": internal}
         return _detail(number, 422, "conversation", reply=reply, reply_errors=exc.errors)
+    except Conflict as exc:
+        return _detail(number, 409, "conversation", reply=reply, reply_errors={"new": str(exc)})
     if not is_htmx():
         return redirect(url_for("tickets.show", org_slug=org_slug, number=number), code=303)
     response = _detail(number, block="conversation")
     return trigger(response, toast="Note added" if internal else "Reply sent")
+
+
+@bp.post("/tickets/<int:number>/presence")
+def presence_beat(org_slug: str, number: int) -> Response:
+    """Heartbeat from an open ticket page; answers who else is there (staff only)."""
+    session, member = get_session(), gate.current_member()
+    ticket = load_ticket(session, member, number)
+    others: list[tuple[str, str]] = []
+    if member.is_staff:
+        mode = "replying" if request.form.get("replying") == "1" else "viewing"
+        try:
+            marks = presence.heartbeat(get_redis(), member.org_id, ticket.id, member.user_id, mode)
+        except RedisError:
+            marks = []  # presence is a courtesy: never an error on the ticket page
+        others = orgs.display_names(session, marks)
+    return render("tickets/_presence.html", others=others)
 
 
 @bp.post("/tickets/<int:number>/fields")
