@@ -12,15 +12,22 @@ from typing import Any
 from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.orm import Session
 
-from helpdesk.models import Comment, Membership, Priority, Status, Ticket, TicketEvent
+from helpdesk.models import Comment, Membership, Priority, Status, Ticket, TicketEvent, User
 from helpdesk.services import orgs, search
 from helpdesk.services.errors import ValidationError
 from helpdesk.services.permissions import can_see_internal
-from helpdesk.services.validation import choice, choices_text, one_line, positive_int
+from helpdesk.services.validation import (
+    TAG_RE,
+    choice,
+    choices_text,
+    normalize_email,
+    one_line,
+    positive_int,
+)
 
 ALL_OPEN = "all_open"  # a status filter: every status still needing work
 OPEN_STATUSES = (Status.NEW.value, Status.OPEN.value, Status.PENDING.value, Status.ON_HOLD.value)
-FILTER_KEYS = ("q", "status", "priority", "assignee")
+FILTER_KEYS = ("q", "status", "priority", "assignee", "tag", "requester")
 SEARCH_DEPTH_MAX = 1000  # search ranks the most recently active 1,000 matches
 
 
@@ -32,6 +39,8 @@ class TicketFilter:
     priority: str | None = None
     assignee: str | None = None  # "me", "unassigned", or an agent's email / user id
     q: str | None = None  # full-text search, or "#123" for a ticket number
+    tag: str | None = None
+    requester: str | None = None  # the requester's email
 
 
 @dataclass
@@ -56,6 +65,14 @@ def parse_filter(args: dict[str, str]) -> TicketFilter:
             errors["priority"] = f"choose one of: {choices_text(Priority)}"
     if args.get("assignee"):
         result.assignee = args["assignee"].strip().lower()
+    if args.get("tag"):
+        result.tag = args["tag"].strip().lower()
+        if not TAG_RE.match(result.tag):
+            errors["tag"] = "a tag is a-z, 0-9, - and _ (max 40 characters)"
+    if args.get("requester"):
+        result.requester = normalize_email(args["requester"])
+        if result.requester is None:
+            errors["requester"] = "enter the requester's email address"
     query = one_line(args.get("q", ""))
     if len(query) > search.QUERY_MAX:
         errors["q"] = f"keep the search under {search.QUERY_MAX} characters"
@@ -207,6 +224,11 @@ def _filtered(session: Session, actor: Membership, filters: TicketFilter) -> Sel
         stmt = stmt.where(Ticket.priority == filters.priority)
     if filters.assignee:
         stmt = stmt.where(_assignee_clause(session, actor, filters.assignee))  # type: ignore[arg-type]
+    if filters.tag:
+        stmt = stmt.where(Ticket.tags.contains([filters.tag]))  # GIN: tags @> ARRAY[tag]
+    if filters.requester:
+        requester_id = select(User.id).where(User.email == filters.requester).scalar_subquery()
+        stmt = stmt.where(Ticket.requester_id == requester_id)
     return stmt
 
 

@@ -172,7 +172,7 @@ def test_list_rejects(client, agent_headers, query, fields):
 def test_unknown_parameter_lists_the_allowed_ones(client, agent_headers):
     response = client.get(f"{BASE}?sort=id", headers=agent_headers)
     assert response.json["errors"]["sort"] == (
-        "unknown parameter; allowed: assignee, cursor, limit, priority, q, status"
+        "unknown parameter; allowed: assignee, cursor, limit, priority, q, requester, status, tag"
     )
 
 

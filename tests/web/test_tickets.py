@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from helpdesk.models import Comment, Membership, Ticket, TicketEvent, User
-from helpdesk.tenancy import unscoped
+from helpdesk.services import api_tokens, tickets
+from helpdesk.tenancy import tenant_scope, unscoped
 from tests.browser import Browser
 from tests.factories import make_ticket
 
@@ -277,3 +278,30 @@ def test_control_characters_never_reach_the_database_as_errors(
     token = agent.post("/o/alpha/profile/tokens", {"name": "ci\x00bot"})
     assert token.status_code == 201
     assert agent.get("/o/alpha/tickets?q=hello%00world").status_code == 200
+
+
+def test_tag_and_requester_filters(agent: Browser, world, session: Session, app: Flask) -> None:
+    org, member = world["alpha"]["org"], world["alpha"]["agent"]
+    make_ticket(session, org, member, "dana@example.test", subject="Dana one")
+    tagged = make_ticket(session, org, member, "sam@example.test", subject="Sam tagged")
+    make_ticket(session, world["beta"]["org"], world["beta"]["agent"], "dana@example.test",
+                subject="Dana in beta")  # fmt: skip
+    with tenant_scope(session, org.id):
+        tickets.update_fields(session, member, tagged.number, {"tags": "vip, billing"})
+    import re
+
+    def subjects(url: str) -> list[str]:
+        return re.findall(r">((?:Dana|Sam)[^<]*)</a>", agent.get(url).get_data(as_text=True))
+
+    assert subjects("/o/alpha/tickets?tag=vip") == ["Sam tagged"]
+    assert subjects("/o/alpha/tickets?requester=Dana@Example.test") == ["Dana one"]
+    assert subjects("/o/alpha/tickets?requester=nobody@example.test") == []
+    bad = agent.get("/o/alpha/tickets?tag=<b>&requester=not-an-email")
+    assert bad.status_code == 422
+    html = bad.get_data(as_text=True)
+    assert "a tag is" in html and "requester&#39;s email" in html
+    with tenant_scope(session, org.id):
+        _t, token = api_tokens.create_token(session, member, "t")
+    api = app.test_client().get("/api/v1/orgs/alpha/tickets?tag=billing",
+                                headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    assert [t["subject"] for t in api.json["items"]] == ["Sam tagged"]

@@ -79,6 +79,8 @@ LIST_PARAMETERS = [
            {"type": "string", "enum": ["all_open", *STATUSES]}),
     _query("priority", "Only tickets with this priority.", {"type": "string", "enum": PRIORITIES}),
     _query("assignee", "`me`, `unassigned`, or an agent's email address.", {"type": "string"}),
+    _query("tag", "Only tickets with this tag.", {"type": "string", "maxLength": 40}),
+    _query("requester", "Only tickets of the requester with this email.", {"type": "string"}),
     _query("cursor", "The `next_cursor` of the previous page.", {"type": "string"}),
     _query("limit", "Page size.", {"type": "integer", "minimum": 1, "maximum": LIMIT_MAX,
                                    "default": LIMIT_DEFAULT}),

@@ -215,8 +215,10 @@ BULK_RESULT: Schema = {
 
 _FILTERS: Schema = {
     "type": "object",
-    "description": "List filters, as the `q`, `status`, `priority` and `assignee` parameters.",
-    "properties": {k: {"type": "string"} for k in ("q", "status", "priority", "assignee")},
+    "description": "List filters, as the list's query parameters of the same names.",
+    "properties": {
+        k: {"type": "string"} for k in ("q", "status", "priority", "assignee", "tag", "requester")
+    },
     "additionalProperties": False,
 }
 
