@@ -6,7 +6,7 @@ from flask import Flask
 from redis import Redis
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from helpdesk import errors, htmx, ratelimits, security_headers, tenancy
+from helpdesk import errors, htmx, ratelimits, security_headers, tenancy, timefmt
 from helpdesk.config import Settings
 from helpdesk.db import close_session, get_session, make_engine, make_sessionmaker
 from helpdesk.extensions import csrf, login_manager
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     _init_login(app)
     csrf.init_app(app)
     htmx.init_app(app)
+    timefmt.init_app(app)
     security_headers.init_app(app)
     errors.init_app(app)
     _register_blueprints(app)

@@ -244,3 +244,14 @@ def history(session: Session, ticket: Ticket) -> list[TicketEvent]:
     """Field changes on the ticket, oldest first."""
     stmt = select(TicketEvent).where(TicketEvent.ticket_id == ticket.id)
     return list(session.scalars(stmt.order_by(TicketEvent.created_at, TicketEvent.id)).unique())
+
+
+def requester_tickets(session: Session, ticket: Ticket, limit: int = 5) -> list[Ticket]:
+    """The requester's other tickets in this org, most recently active first (staff view)."""
+    stmt = (
+        select(Ticket)
+        .where(Ticket.requester_id == ticket.requester_id, Ticket.id != ticket.id)
+        .order_by(Ticket.updated_at.desc(), Ticket.number.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt).unique())

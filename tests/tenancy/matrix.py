@@ -49,6 +49,7 @@ WEB_FORMS: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "tickets.save_view"): {"name": "matrix view", "filter_status": "open"},
     ("POST", "tickets.delete_view"): {},
     ("POST", "tickets.presence_beat"): {"replying": "1"},
+    ("POST", "tickets.preview"): {"body": "**matrix preview**"},
 }
 API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "api.create_ticket"): {

@@ -305,3 +305,31 @@ def test_tag_and_requester_filters(agent: Browser, world, session: Session, app:
     api = app.test_client().get("/api/v1/orgs/alpha/tickets?tag=billing",
                                 headers={"Authorization": f"Bearer {token}"})  # fmt: skip
     assert [t["subject"] for t in api.json["items"]] == ["Sam tagged"]
+
+
+def test_preview_renders_like_a_saved_reply_and_saves_nothing(
+    agent: Browser, world, session: Session
+) -> None:
+    make_ticket(session, world["alpha"]["org"], world["alpha"]["agent"])
+    body = "**bold** <script>alert(1)</script> [x](javascript:alert(1))"
+    response = agent.post("/o/alpha/preview", {"body": body}, htmx=True)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "<strong>bold</strong>" in html
+    assert "<script>" not in html and "javascript:" not in html and "hx-disable" in html
+    assert _count(session, Comment) == 1
+
+
+def test_requester_card_lists_their_other_tickets(
+    app: Flask, agent: Browser, world, session: Session, password
+) -> None:
+    org, member = world["alpha"]["org"], world["alpha"]["agent"]
+    requester = world["alpha"]["requester"].user
+    make_ticket(session, org, member, requester, subject="Earlier problem")
+    make_ticket(session, org, member, requester, subject="Current problem")
+    make_ticket(session, org, member, "someone@example.test", subject="Not theirs")
+    page = agent.get("/o/alpha/tickets/2").get_data(as_text=True)
+    card = page.split('class="requester-tickets"', 1)[1].split("</ul>", 1)[0]
+    assert "Earlier problem" in card and "Not theirs" not in card and "Current" not in card
+    customer = Browser(app.test_client())
+    customer.login("requester@alpha.test", password)
+    assert "requester-tickets" not in customer.get("/o/alpha/tickets/2").get_data(as_text=True)

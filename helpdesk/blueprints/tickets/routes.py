@@ -13,7 +13,8 @@ from helpdesk.blueprints.urls import safe_local_path
 from helpdesk.db import get_session
 from helpdesk.extensions import get_redis
 from helpdesk.htmx import is_htmx, render, trigger
-from helpdesk.models import Channel, Priority, Status
+from helpdesk.models import BODY_MAX, Channel, Priority, Status
+from helpdesk.rendering import render_markdown
 from helpdesk.services import bulk as bulk_service
 from helpdesk.services import orgs, presence, queries, tickets, views
 from helpdesk.services.errors import Conflict, ValidationError
@@ -118,6 +119,7 @@ def _detail(number: int, status: int = 200, block: str | None = None, **extra: A
         "ticket": ticket,
         "comments": queries.conversation(session, member, ticket),
         "events": queries.history(session, ticket) if member.is_staff else [],
+        "others": queries.requester_tickets(session, ticket) if member.is_staff else [],
         "reply": {"body": "", "internal": False},
         "reply_errors": {},
         "field_errors": {},
@@ -150,6 +152,13 @@ def comment(org_slug: str, number: int) -> Response:
         return redirect(url_for("tickets.show", org_slug=org_slug, number=number), code=303)
     response = _detail(number, block="conversation")
     return trigger(response, toast="Note added" if internal else "Reply sent")
+
+
+@bp.post("/preview")
+def preview(org_slug: str) -> Response:
+    """Render a draft exactly as it will be stored (nothing is saved)."""
+    body = request.form.get("body", "")[:BODY_MAX]
+    return render("tickets/_preview.html", html=render_markdown(body))
 
 
 @bp.post("/tickets/<int:number>/presence")
