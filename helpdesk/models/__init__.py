@@ -1,5 +1,6 @@
 """All models, imported here so metadata and mappers are complete."""
 
+from helpdesk.models.canned import CannedReply
 from helpdesk.models.comment import BODY_MAX, Channel, Comment
 from helpdesk.models.org import STAFF_ROLES, Membership, Organization, Role
 from helpdesk.models.ticket import SUBJECT_MAX, Priority, Status, Ticket, TicketEvent
@@ -12,6 +13,7 @@ __all__ = [
     "STAFF_ROLES",
     "SUBJECT_MAX",
     "ApiToken",
+    "CannedReply",
     "Channel",
     "Comment",
     "Membership",

@@ -50,6 +50,9 @@ WEB_FORMS: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "tickets.delete_view"): {},
     ("POST", "tickets.presence_beat"): {"replying": "1"},
     ("POST", "tickets.preview"): {"body": "**matrix preview**"},
+    ("POST", "tickets.insert_canned"): {"body": "draft", "canned_id": ""},
+    ("POST", "canned.create"): {"title": "matrix canned", "body": "Hi {requester_name}"},
+    ("POST", "canned.delete"): {},
 }
 API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "api.create_ticket"): {
@@ -116,9 +119,12 @@ def inventory(app: Flask) -> tuple[list[Case], list[str]]:
     return cases, problems
 
 
-def targets(org_slug: str, number: int, token_id: int, view_id: int) -> dict[str, Any]:
+def targets(
+    org_slug: str, number: int, token_id: int, view_id: int, canned_id: int
+) -> dict[str, Any]:
     """The id table: a value for every path argument. A new argument must be added here."""
-    return {"org_slug": org_slug, "number": number, "token_id": token_id, "view_id": view_id}
+    return {"org_slug": org_slug, "number": number, "token_id": token_id, "view_id": view_id,
+            "canned_id": canned_id}  # fmt: skip
 
 
 def build_url(app: Flask, case: Case, values: dict[str, Any]) -> str:

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from helpdesk.db import utcnow
 from helpdesk.models import Comment, Role, Ticket
-from helpdesk.services import api_tokens, tickets, views
+from helpdesk.services import api_tokens, canned, tickets, views
 from helpdesk.tenancy import tenant_scope, unscoped
 from tests.browser import Browser
 from tests.factories import make_member, make_ticket
@@ -122,6 +122,10 @@ def matrix(app: Flask, session: Session, world: dict[str, Any], password: str) -
         agent_view = views.save_view(session, alpha["agent"], "alpha view", {"q": "x"}, False).id
         spare_view = views.save_view(session, alpha["agent"], "spare view", {"q": "y"}, False).id
         spare_api = views.save_view(session, alpha["agent"], "spare api", {"q": "z"}, False).id
+        agent_canned = canned.create_canned(session, alpha["agent"], "alpha canned", "Hi").id
+        spare_canned = canned.create_canned(session, alpha["agent"], "spare canned", "Yo").id
+    with tenant_scope(session, beta["org"].id):
+        beta_canned = canned.create_canned(session, beta["agent"], "beta-secret", "Hey").id
 
     with unscoped(session):
         numbers = session.execute(select(Ticket.org_id, Ticket.number)).all()
@@ -145,13 +149,16 @@ def matrix(app: Flask, session: Session, world: dict[str, Any], password: str) -
         ),
         anonymous=Actor("anonymous", Browser(app.test_client())),
         ids={
-            "beta real": targets("beta", 1, beta_token, beta_view),
-            "beta real (dual)": targets("beta", 1, dual_beta_token, beta_view),
-            "beta-only ids": targets("alpha", 3, beta_token, beta_view),
-            "beta-only ids (dual)": targets("alpha", 3, dual_beta_token, beta_view),
-            "other requester": targets("alpha", 2, agent_token, agent_view),
-            "alpha real": targets("alpha", 1, agent_token, agent_view),
-            "alpha own": {**targets("alpha", 1, spare_token, spare_view), "view_id@api": spare_api},
+            "beta real": targets("beta", 1, beta_token, beta_view, beta_canned),
+            "beta real (dual)": targets("beta", 1, dual_beta_token, beta_view, beta_canned),
+            "beta-only ids": targets("alpha", 3, beta_token, beta_view, beta_canned),
+            "beta-only ids (dual)": targets("alpha", 3, dual_beta_token, beta_view, beta_canned),
+            "other requester": targets("alpha", 2, agent_token, agent_view, agent_canned),
+            "alpha real": targets("alpha", 1, agent_token, agent_view, agent_canned),
+            "alpha own": {
+                **targets("alpha", 1, spare_token, spare_view, spare_canned),
+                "view_id@api": spare_api,
+            },
         },
         api_headers={
             "no Authorization header": {},

@@ -29,8 +29,10 @@ def test_upgrade_downgrade_upgrade_and_models_match(database_url: str) -> None:
     url = _scratch_url(database_url)
     conftest_services.recreate_database(url)
     run_migrations(url)
-    expected = {"organizations", "users", "memberships", "tickets", "comments",
-                "ticket_events", "api_tokens", "saved_views", "alembic_version"}  # fmt: skip
+    expected = {
+        "organizations", "users", "memberships", "tickets", "comments", "ticket_events",
+        "api_tokens", "saved_views", "canned_replies", "alembic_version",
+    }  # fmt: skip
     assert _tables(url) == expected
     run_migrations(url, "base", down=True)
     assert _tables(url) == {"alembic_version"}

@@ -16,7 +16,7 @@ from helpdesk.htmx import is_htmx, render, trigger
 from helpdesk.models import BODY_MAX, Channel, Priority, Status
 from helpdesk.rendering import render_markdown
 from helpdesk.services import bulk as bulk_service
-from helpdesk.services import orgs, presence, queries, tickets, views
+from helpdesk.services import canned, orgs, presence, queries, tickets, views
 from helpdesk.services.errors import Conflict, ValidationError
 from helpdesk.services.permissions import load_ticket
 from helpdesk.services.validation import positive_int
@@ -120,6 +120,7 @@ def _detail(number: int, status: int = 200, block: str | None = None, **extra: A
         "comments": queries.conversation(session, member, ticket),
         "events": queries.history(session, ticket) if member.is_staff else [],
         "others": queries.requester_tickets(session, ticket) if member.is_staff else [],
+        "canned": canned.list_canned(session, member),
         "reply": {"body": "", "internal": False},
         "reply_errors": {},
         "field_errors": {},
@@ -152,6 +153,20 @@ def comment(org_slug: str, number: int) -> Response:
         return redirect(url_for("tickets.show", org_slug=org_slug, number=number), code=303)
     response = _detail(number, block="conversation")
     return trigger(response, toast="Note added" if internal else "Reply sent")
+
+
+@bp.post("/tickets/<int:number>/canned")
+def insert_canned(org_slug: str, number: int) -> Response:
+    """The reply box with a canned reply appended, placeholders filled (nothing saved)."""
+    session, member = get_session(), gate.current_member()
+    ticket = load_ticket(session, member, number)
+    draft = request.form.get("body", "")
+    canned_id = positive_int(request.form.get("canned_id", ""))
+    if canned_id is None:
+        return render("tickets/_reply_body.html", body=draft)
+    text = canned.fill(session, member, canned_id, ticket)
+    body = f"{draft.rstrip()}\n\n{text}" if draft.strip() else text
+    return render("tickets/_reply_body.html", body=body)
 
 
 @bp.post("/preview")

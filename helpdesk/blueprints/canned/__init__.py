@@ -1,0 +1,3 @@
+from helpdesk.blueprints.canned.routes import bp
+
+__all__ = ["bp"]
