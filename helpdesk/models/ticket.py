@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Computed,
     ForeignKey,
     Index,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -70,6 +72,7 @@ class Ticket(OrgScoped, Base):
             "number",
         ),
         Index("ix_tickets_org_requester_updated", "org_id", "requester_id", "updated_at", "number"),
+        Index("ix_tickets_org_priority_updated", "org_id", "priority_rank", "updated_at", "number"),
         Index("ix_tickets_tags", "tags", postgresql_using="gin"),
         Index("ix_tickets_search_all", "search_all", postgresql_using="gin"),
         Index("ix_tickets_search_public", "search_public", postgresql_using="gin"),
@@ -80,6 +83,14 @@ class Ticket(OrgScoped, Base):
     subject: Mapped[str] = mapped_column(String(SUBJECT_MAX))
     status: Mapped[str] = mapped_column(String(16), default=Status.NEW.value)
     priority: Mapped[str] = mapped_column(String(16), default=Priority.NORMAL.value)
+    # Sortable form of priority (urgent 3 … low 0), kept by PostgreSQL itself.
+    priority_rank: Mapped[int] = mapped_column(
+        SmallInteger,
+        Computed(
+            "CASE priority WHEN 'urgent' THEN 3 WHEN 'high' THEN 2 WHEN 'normal' THEN 1 ELSE 0 END",
+            persisted=True,
+        ),
+    )
     requester_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     tags: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list, server_default="{}")

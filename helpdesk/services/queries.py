@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from helpdesk.models import Comment, Membership, Priority, Status, Ticket, TicketEvent, User
-from helpdesk.services import orgs, search
+from helpdesk.services import ordering, orgs, search
 from helpdesk.services.errors import ValidationError
 from helpdesk.services.permissions import can_see_internal
 from helpdesk.services.validation import (
@@ -27,7 +22,7 @@ from helpdesk.services.validation import (
 
 ALL_OPEN = "all_open"  # a status filter: every status still needing work
 OPEN_STATUSES = (Status.NEW.value, Status.OPEN.value, Status.PENDING.value, Status.ON_HOLD.value)
-FILTER_KEYS = ("q", "status", "priority", "assignee", "tag", "requester")
+FILTER_KEYS = ("q", "status", "priority", "assignee", "tag", "requester", "sort")
 SEARCH_DEPTH_MAX = 1000  # search ranks the most recently active 1,000 matches
 
 
@@ -41,6 +36,7 @@ class TicketFilter:
     q: str | None = None  # full-text search, or "#123" for a ticket number
     tag: str | None = None
     requester: str | None = None  # the requester's email
+    sort: str | None = None  # a key of ordering.SORTS
 
 
 @dataclass
@@ -73,6 +69,10 @@ def parse_filter(args: dict[str, str]) -> TicketFilter:
         result.requester = normalize_email(args["requester"])
         if result.requester is None:
             errors["requester"] = "enter the requester's email address"
+    if args.get("sort"):
+        result.sort = args["sort"] if args["sort"] in ordering.SORTS else None
+        if result.sort is None:
+            errors["sort"] = f"choose one of: {', '.join(ordering.SORTS)}"
     query = one_line(args.get("q", ""))
     if len(query) > search.QUERY_MAX:
         errors["q"] = f"keep the search under {search.QUERY_MAX} characters"
@@ -82,47 +82,12 @@ def parse_filter(args: dict[str, str]) -> TicketFilter:
     return result
 
 
-def _encode(payload: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
-
-
-def encode_cursor(ticket: Ticket) -> str:
-    """Keyset cursor after this ticket: (updated_at, per-org number), no row ids."""
-    return _encode([ticket.updated_at.isoformat(), ticket.number])
-
-
-def _bad_cursor() -> ValidationError:
-    return ValidationError({"cursor": "this page link is invalid; start from the first page"})
-
-
-def _decode(cursor: str) -> list[Any]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise _bad_cursor() from None
-    if not isinstance(payload, list) or len(payload) != 2:
-        raise _bad_cursor()
-    return payload
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    """Parse a keyset cursor; a tampered one is a 422, not a 500."""
-    stamp, number = _decode(cursor)
-    try:
-        when = datetime.fromisoformat(stamp) if isinstance(stamp, str) else None
-    except ValueError:
-        when = None
-    if when is None or when.tzinfo is None or not isinstance(number, int):
-        raise _bad_cursor()
-    return when, number
-
-
 def decode_search_cursor(cursor: str) -> int:
     """Parse a search-results cursor (an offset into the ranked results)."""
-    kind, offset = _decode(cursor)
+    payload = ordering.decode(cursor)
+    kind, offset = payload if len(payload) == 2 else (None, None)
     if kind != "rank" or not isinstance(offset, int) or not 0 < offset < SEARCH_DEPTH_MAX:
-        raise _bad_cursor()
+        raise ordering.bad_cursor()
     return offset
 
 
@@ -154,14 +119,11 @@ def list_tickets(
         return _search_page(session, actor, stmt, filters, cursor, limit)
     if number is not None:
         stmt = stmt.where(Ticket.number == number)
-    if cursor:
-        when, last = decode_cursor(cursor)
-        stmt = stmt.where(tuple_(Ticket.updated_at, Ticket.number) < tuple_(when, last))
-    stmt = stmt.order_by(Ticket.updated_at.desc(), Ticket.number.desc()).limit(limit + 1)
-    rows = list(session.scalars(stmt).unique())
-    more = len(rows) > limit
+    sort = ordering.SORTS[filters.sort or ordering.DEFAULT_SORT]
+    rows = list(session.scalars(ordering.ordered(stmt, sort, cursor).limit(limit + 1)).unique())
     items = rows[:limit]
-    return Page(items, encode_cursor(items[-1]) if more and items else None, filters)
+    more = len(rows) > limit and bool(items)
+    return Page(items, ordering.cursor_after(sort, items[-1]) if more else None, filters)
 
 
 def _number_query(q: str | None) -> int | None:
@@ -209,7 +171,7 @@ def _search_page(
     rows = list(session.scalars(ranked).unique())
     end = offset + limit
     more = len(rows) > limit and end < SEARCH_DEPTH_MAX
-    return Page(rows[:limit], _encode(["rank", end]) if more else None, filters)
+    return Page(rows[:limit], ordering.encode(["rank", end]) if more else None, filters)
 
 
 def _filtered(session: Session, actor: Membership, filters: TicketFilter) -> Select[Ticket]:

@@ -170,10 +170,21 @@ def test_list_rejects(client, agent_headers, query, fields):
 
 
 def test_unknown_parameter_lists_the_allowed_ones(client, agent_headers):
-    response = client.get(f"{BASE}?sort=id", headers=agent_headers)
-    assert response.json["errors"]["sort"] == (
-        "unknown parameter; allowed: assignee, cursor, limit, priority, q, requester, status, tag"
+    response = client.get(f"{BASE}?order_by=password_hash", headers=agent_headers)
+    assert response.json["errors"]["order_by"] == (
+        "unknown parameter; allowed: assignee, cursor, limit, priority, q, requester, sort, "
+        "status, tag"
     )
+
+
+def test_sort_keys_are_allow_listed(client, agent_headers):
+    """A peer let ?sort= name any column (even a password hash): here only named orders."""
+    for value in ("id", "password_hash", "users.password_hash", "updated_at desc"):
+        response = client.get(f"{BASE}?sort={value}", headers=agent_headers)
+        assert response.status_code == 422
+        assert response.json["errors"]["sort"] == (
+            "choose one of: updated, created, oldest, priority"
+        )
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])

@@ -333,3 +333,42 @@ def test_requester_card_lists_their_other_tickets(
     customer = Browser(app.test_client())
     customer.login("requester@alpha.test", password)
     assert "requester-tickets" not in customer.get("/o/alpha/tickets/2").get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("sort", "expected"),
+    [
+        ("updated", [2, 4, 3, 1]),
+        ("created", [4, 3, 2, 1]),
+        ("oldest", [1, 2, 3, 4]),
+        ("priority", [3, 1, 2, 4]),
+    ],
+)
+def test_sorts_page_through_every_ticket_once(
+    app: Flask, agent: Browser, world, session: Session, monkeypatch, sort, expected
+) -> None:
+    monkeypatch.setitem(app.config, "PAGE_SIZE", 1)
+    org, member = world["alpha"]["org"], world["alpha"]["agent"]
+    for priority in ("high", "low", "urgent", "low"):
+        make_ticket(session, org, member, priority=priority)
+    with tenant_scope(session, org.id):  # touch #4, then #2: most recently updated first
+        tickets.add_comment(session, member, 4, "bump", internal=True)
+        tickets.add_comment(session, member, 2, "bump", internal=True)
+    import re
+
+    seen: list[int] = []
+    url: str | None = f"/o/alpha/tickets?sort={sort}"
+    while url:
+        html = agent.get(url).get_data(as_text=True)
+        seen += [int(n) for n in re.findall(r'<tr id="ticket-(\d+)"', html)]
+        match = re.search(r'<a href="([^"]+)" hx-get="[^"]+"[^>]*>Next page', html)
+        url = match.group(1).replace("&amp;", "&") if match else None
+    assert seen == expected
+    other = agent.get(f"/o/alpha/tickets?sort=created&cursor={_cursor_for('updated')}")
+    assert other.status_code == 422  # a cursor from another sort is refused
+
+
+def _cursor_for(sort: str) -> str:
+    from helpdesk.services.ordering import encode
+
+    return encode([sort, "2026-01-01T00:00:00+00:00", 1])

@@ -81,6 +81,9 @@ LIST_PARAMETERS = [
     _query("assignee", "`me`, `unassigned`, or an agent's email address.", {"type": "string"}),
     _query("tag", "Only tickets with this tag.", {"type": "string", "maxLength": 40}),
     _query("requester", "Only tickets of the requester with this email.", {"type": "string"}),
+    _query("sort", "Order: `updated` (default), `created` (newest), `oldest`, `priority`. "
+           "Ignored by `q` searches, which rank by relevance.",
+           {"type": "string", "enum": ["updated", "created", "oldest", "priority"]}),
     _query("cursor", "The `next_cursor` of the previous page.", {"type": "string"}),
     _query("limit", "Page size.", {"type": "integer", "minimum": 1, "maximum": LIMIT_MAX,
                                    "default": LIMIT_DEFAULT}),

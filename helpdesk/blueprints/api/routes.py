@@ -28,7 +28,9 @@ from helpdesk.services.permissions import load_ticket
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 bp.before_request(auth.authenticate)
 
-LIST_PARAMS = ("q", "status", "priority", "assignee", "tag", "requester", "cursor", "limit")
+LIST_PARAMS = (
+    "q", "status", "priority", "assignee", "tag", "requester", "sort", "cursor", "limit",
+)  # fmt: skip
 STAFF_ONLY_FIELDS = ("requester_email", "requester_name", "priority")
 
 

@@ -217,7 +217,8 @@ _FILTERS: Schema = {
     "type": "object",
     "description": "List filters, as the list's query parameters of the same names.",
     "properties": {
-        k: {"type": "string"} for k in ("q", "status", "priority", "assignee", "tag", "requester")
+        k: {"type": "string"}
+        for k in ("q", "status", "priority", "assignee", "tag", "requester", "sort")
     },
     "additionalProperties": False,
 }

@@ -16,7 +16,7 @@ from helpdesk.htmx import is_htmx, render, trigger
 from helpdesk.models import BODY_MAX, Channel, Priority, Status
 from helpdesk.rendering import render_markdown
 from helpdesk.services import bulk as bulk_service
-from helpdesk.services import canned, orgs, presence, queries, tickets, views
+from helpdesk.services import canned, ordering, orgs, presence, queries, tickets, views
 from helpdesk.services.errors import Conflict, ValidationError
 from helpdesk.services.permissions import load_ticket
 from helpdesk.services.validation import positive_int
@@ -36,6 +36,7 @@ def _common() -> dict[str, Any]:
         "statuses": [s.value for s in Status],
         "priorities": [p.value for p in Priority],
         "agents": orgs.staff_members(session) if member.is_staff else [],
+        "sorts": ordering.SORTS,
     }
 
 
