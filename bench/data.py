@@ -90,6 +90,11 @@ def prepare_database(url: str) -> None:
     if "bench" not in embedded.database_name(url):
         raise SystemExit("refusing: the database name must contain 'bench' (it is dropped)")
     recreate_database(url)
+    migrate(url)
+
+
+def migrate(url: str) -> None:
+    """Bring the bench database to the code's migration head."""
     config = Config(str(ROOT / "alembic.ini"))
     config.attributes["url"] = url
     config.attributes["configure_logger"] = False
