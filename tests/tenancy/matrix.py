@@ -64,6 +64,7 @@ API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "api.create_comment"): {"body": "matrix reply"},
     ("POST", "api.bulk_update"): {"numbers": [1], "priority": "urgent"},
     ("POST", "api.create_view"): {"name": "matrix api view", "filters": {"status": "open"}},
+    ("POST", "api.create_canned"): {"title": "matrix api canned", "body": "Hi"},
 }
 
 # Text that exists only in beta (or only on another alpha requester's ticket).
@@ -135,9 +136,10 @@ def build_url(app: Flask, case: Case, values: dict[str, Any]) -> str:
             "matrix's id table (add them to targets())"
         )
     adapter = app.url_map.bind("localhost")
-    # "<arg>@api" overrides an id for API routes (an object the web case already deleted).
+    # "<arg>@<endpoint>" overrides an id for one route (e.g. the API delete of an object
+    # the web delete already removed in the same run).
     args = {
-        name: values.get(f"{name}@api", values[name]) if case.api else values[name]
+        name: values.get(f"{name}@{case.rule.endpoint}", values[name])
         for name in case.rule.arguments
     }
     url = adapter.build(case.rule.endpoint, args, method=case.method)

@@ -124,6 +124,7 @@ def matrix(app: Flask, session: Session, world: dict[str, Any], password: str) -
         spare_api = views.save_view(session, alpha["agent"], "spare api", {"q": "z"}, False).id
         agent_canned = canned.create_canned(session, alpha["agent"], "alpha canned", "Hi").id
         spare_canned = canned.create_canned(session, alpha["agent"], "spare canned", "Yo").id
+        spare_api_canned = canned.create_canned(session, alpha["agent"], "spare api", "Yo").id
     with tenant_scope(session, beta["org"].id):
         beta_canned = canned.create_canned(session, beta["agent"], "beta-secret", "Hey").id
 
@@ -157,7 +158,9 @@ def matrix(app: Flask, session: Session, world: dict[str, Any], password: str) -
             "alpha real": targets("alpha", 1, agent_token, agent_view, agent_canned),
             "alpha own": {
                 **targets("alpha", 1, spare_token, spare_view, spare_canned),
-                "view_id@api": spare_api,
+                "view_id@api.delete_view": spare_api,
+                "canned_id@api.delete_canned": spare_api_canned,
+                "canned_id@api.fill_canned": agent_canned,  # spare_canned is deleted first
             },
         },
         api_headers={

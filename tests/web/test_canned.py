@@ -61,3 +61,32 @@ def test_only_the_author_or_an_admin_deletes(app: Flask, world, password) -> Non
     beta = as_user(app, "agent@beta.test", password)
     assert beta.post(f"/o/beta/canned/{canned_id}/delete").status_code == 404
     assert admin.post(f"/o/alpha/canned/{canned_id}/delete").status_code == 303
+
+
+def test_canned_replies_api(app: Flask, session: Session, world) -> None:
+    from helpdesk.services import api_tokens
+    from helpdesk.tenancy import tenant_scope
+
+    org = world["alpha"]["org"]
+    make_ticket(session, org, world["alpha"]["agent"], world["alpha"]["requester"].user)
+    with tenant_scope(session, org.id):
+        _t, agent_token = api_tokens.create_token(session, world["alpha"]["agent"], "c")
+        _t, requester_token = api_tokens.create_token(session, world["alpha"]["requester"], "c")
+    client, headers = app.test_client(), {"Authorization": f"Bearer {agent_token}"}
+    base = "/api/v1/orgs/alpha"
+    body = {"title": "Hello", "body": "Hi {requester_name} (#{ticket_number})"}
+    created = client.post(f"{base}/canned-replies", headers=headers, json=body)
+    assert created.status_code == 201
+    cid = created.json["id"]
+    assert [c["title"] for c in client.get(f"{base}/canned-replies", headers=headers).json[
+        "items"]] == ["Hello"]  # fmt: skip
+    filled = client.get(f"{base}/tickets/1/canned-replies/{cid}", headers=headers)
+    assert filled.json == {"body": "Hi Requester (#1)"}
+    bad = client.post(f"{base}/canned-replies", headers=headers,
+                      json={"title": "X", "body": "{secret}"})  # fmt: skip
+    assert bad.status_code == 422 and "body" in bad.json["errors"]
+    customer = {"Authorization": f"Bearer {requester_token}"}
+    assert client.get(f"{base}/canned-replies", headers=customer).json["items"] == []
+    assert client.get(f"{base}/tickets/1/canned-replies/{cid}", headers=customer).status_code == 403
+    assert client.delete(f"{base}/canned-replies/{cid}", headers=customer).status_code == 404
+    assert client.delete(f"{base}/canned-replies/{cid}", headers=headers).status_code == 204

@@ -100,6 +100,11 @@ PATH_PARAMETERS: dict[str, Schema] = {
         "description": "The ticket's per-organization number.",
         "schema": {"type": "integer", "minimum": 1},
     },
+    "CannedId": {
+        "name": "canned_id", "in": "path", "required": True,
+        "description": "A canned reply's id (from the canned reply list).",
+        "schema": {"type": "integer", "minimum": 1},
+    },
     "ViewId": {
         "name": "view_id", "in": "path", "required": True,
         "description": "A saved view's id (from the view list).",
@@ -146,6 +151,28 @@ def _paths() -> dict[str, Schema]:
             "operationId": "deleteView",
             "summary": "Delete one of your views, or (admins) a shared view.",
             "responses": {"204": {"description": "Deleted"}, **_errors("Forbidden")},
+        }},
+        f"{ORG}/canned-replies": {"parameters": _params("OrgSlug"), "get": {
+            "operationId": "listCannedReplies",
+            "summary": "The org's canned replies (requesters: none).",
+            "responses": {**_ok("The canned replies", "CannedReplyList"), **_errors()},
+        }, "post": {
+            "operationId": "createCannedReply", "summary": "Add a canned reply (agents, admins).",
+            "requestBody": _body("NewCannedReply"),
+            "responses": {**_ok("The new canned reply", "CannedReply", "201"),
+                          **_errors("Forbidden", "UnsupportedMediaType")},
+        }},
+        f"{ORG}/canned-replies/{{canned_id}}": {"parameters": _params("OrgSlug", "CannedId"),
+                                                "delete": {
+            "operationId": "deleteCannedReply",
+            "summary": "Delete a canned reply (its author or an admin).",
+            "responses": {"204": {"description": "Deleted"}, **_errors("Forbidden")},
+        }},
+        f"{ORG}/tickets/{{number}}/canned-replies/{{canned_id}}": {
+            "parameters": _params("OrgSlug", "Number", "CannedId"), "get": {
+            "operationId": "fillCannedReply",
+            "summary": "A canned reply with its placeholders filled for this ticket.",
+            "responses": {**_ok("The filled text", "FilledReply"), **_errors("Forbidden")},
         }},
         f"{ORG}/tickets/bulk": {"parameters": _params("OrgSlug"), "post": {
             "operationId": "bulkUpdateTickets",

@@ -14,14 +14,15 @@ from helpdesk.blueprints.api import auth, openapi, payload, serialize
 from helpdesk.blueprints.api.problems import ApiProblem, invalid
 from helpdesk.blueprints.api.schemas import (
     BULK_UPDATE,
+    NEW_CANNED,
     NEW_COMMENT,
     NEW_TICKET,
     NEW_VIEW,
     TICKET_PATCH,
 )
 from helpdesk.db import get_session
-from helpdesk.models import Channel, SavedView
-from helpdesk.services import bulk, queries, tickets, views
+from helpdesk.models import CannedReply, Channel, SavedView
+from helpdesk.services import bulk, canned, queries, tickets, views
 from helpdesk.services.errors import Forbidden, NotFound, ValidationError
 from helpdesk.services.permissions import load_ticket
 
@@ -175,3 +176,36 @@ def create_view(org_slug: str) -> tuple[Response, int]:
 def delete_view(org_slug: str, view_id: int) -> tuple[str, int]:
     views.delete_view(get_session(), auth.current_member(), view_id)
     return "", 204
+
+
+def _canned(reply: CannedReply) -> dict[str, Any]:
+    return {"id": reply.id, "title": reply.title, "body": reply.body}
+
+
+@bp.get("/orgs/<org_slug>/canned-replies")
+def list_canned(org_slug: str) -> Response:
+    replies = canned.list_canned(get_session(), auth.current_member())  # none for requesters
+    return jsonify(items=[_canned(r) for r in replies])
+
+
+@bp.post("/orgs/<org_slug>/canned-replies")
+def create_canned(org_slug: str) -> tuple[Response, int]:
+    data = payload.json_object()
+    payload.check_fields(data, NEW_CANNED)
+    reply = canned.create_canned(
+        get_session(), auth.current_member(), data.get("title", ""), data.get("body", "")
+    )
+    return jsonify(_canned(reply)), 201
+
+
+@bp.delete("/orgs/<org_slug>/canned-replies/<int:canned_id>")
+def delete_canned(org_slug: str, canned_id: int) -> tuple[str, int]:
+    canned.delete_canned(get_session(), auth.current_member(), canned_id)
+    return "", 204
+
+
+@bp.get("/orgs/<org_slug>/tickets/<number>/canned-replies/<int:canned_id>")
+def fill_canned(org_slug: str, number: str, canned_id: int) -> Response:
+    session, member = get_session(), auth.current_member()
+    ticket = load_ticket(session, member, payload.ticket_number(number))
+    return jsonify(body=canned.fill(session, member, canned_id, ticket))

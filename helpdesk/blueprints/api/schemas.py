@@ -252,6 +252,42 @@ NEW_VIEW: Schema = {
     "additionalProperties": False,
 }
 
+CANNED: Schema = {
+    "type": "object",
+    "required": ["id", "title", "body"],
+    "properties": {
+        "id": {"type": "integer"},
+        "title": {"type": "string"},
+        "body": {"type": "string", "description": "Markdown with {placeholders}."},
+    },
+}
+
+CANNED_LIST: Schema = {
+    "type": "object",
+    "required": ["items"],
+    "properties": {"items": {"type": "array", "items": ref("CannedReply")}},
+}
+
+NEW_CANNED: Schema = {
+    "type": "object",
+    "description": (
+        "Placeholders filled when inserted: {requester_name}, {requester_email}, "
+        "{ticket_number}, {ticket_subject}, {agent_name}, {org_name}."
+    ),
+    "required": ["title", "body"],
+    "properties": {
+        "title": {"type": "string", "minLength": 1, "maxLength": 80},
+        "body": {"type": "string", "minLength": 1, "maxLength": 10000},
+    },
+    "additionalProperties": False,
+}
+
+FILLED: Schema = {
+    "type": "object",
+    "required": ["body"],
+    "properties": {"body": {"type": "string", "description": "Ready to send as a reply."}},
+}
+
 COMPONENTS: dict[str, Schema] = {
     "Person": PERSON,
     "Ticket": TICKET,
@@ -266,5 +302,9 @@ COMPONENTS: dict[str, Schema] = {
     "View": VIEW,
     "ViewList": VIEW_LIST,
     "NewView": NEW_VIEW,
+    "CannedReply": CANNED,
+    "CannedReplyList": CANNED_LIST,
+    "NewCannedReply": NEW_CANNED,
+    "FilledReply": FILLED,
     "Problem": PROBLEM,
 }
