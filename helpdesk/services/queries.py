@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -22,7 +23,8 @@ from helpdesk.services.validation import (
 
 ALL_OPEN = "all_open"  # a status filter: every status still needing work
 OPEN_STATUSES = (Status.NEW.value, Status.OPEN.value, Status.PENDING.value, Status.ON_HOLD.value)
-FILTER_KEYS = ("q", "status", "priority", "assignee", "tag", "requester", "sort")
+DATE_FILTERS = ("created_after", "created_before", "updated_after", "updated_before")
+FILTER_KEYS = ("q", "status", "priority", "assignee", "tag", "requester", "sort", *DATE_FILTERS)
 SEARCH_DEPTH_MAX = 1000  # search ranks the most recently active 1,000 matches
 
 
@@ -37,6 +39,7 @@ class TicketFilter:
     tag: str | None = None
     requester: str | None = None  # the requester's email
     sort: str | None = None  # a key of ordering.SORTS
+    dates: dict[str, date] = field(default_factory=dict)  # e.g. {"created_after": …}
 
 
 @dataclass
@@ -69,6 +72,12 @@ def parse_filter(args: dict[str, str]) -> TicketFilter:
         result.requester = normalize_email(args["requester"])
         if result.requester is None:
             errors["requester"] = "enter the requester's email address"
+    for key in DATE_FILTERS:
+        if args.get(key):
+            try:
+                result.dates[key] = date.fromisoformat(args[key])
+            except ValueError:
+                errors[key] = "use a date like 2026-01-31"
     if args.get("sort"):
         result.sort = args["sort"] if args["sort"] in ordering.SORTS else None
         if result.sort is None:
@@ -188,6 +197,13 @@ def _filtered(session: Session, actor: Membership, filters: TicketFilter) -> Sel
         stmt = stmt.where(_assignee_clause(session, actor, filters.assignee))  # type: ignore[arg-type]
     if filters.tag:
         stmt = stmt.where(Ticket.tags.contains([filters.tag]))  # GIN: tags @> ARRAY[tag]
+    for key, day in filters.dates.items():
+        column = Ticket.created_at if key.startswith("created") else Ticket.updated_at
+        start = datetime.combine(day, time.min, tzinfo=UTC)  # whole days, UTC, inclusive
+        if key.endswith("_after"):
+            stmt = stmt.where(column >= start)
+        else:
+            stmt = stmt.where(column < start + timedelta(days=1))
     if filters.requester:
         requester_id = select(User.id).where(User.email == filters.requester).scalar_subquery()
         stmt = stmt.where(Ticket.requester_id == requester_id)

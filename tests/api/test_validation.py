@@ -172,8 +172,8 @@ def test_list_rejects(client, agent_headers, query, fields):
 def test_unknown_parameter_lists_the_allowed_ones(client, agent_headers):
     response = client.get(f"{BASE}?order_by=password_hash", headers=agent_headers)
     assert response.json["errors"]["order_by"] == (
-        "unknown parameter; allowed: assignee, cursor, limit, priority, q, requester, sort, "
-        "status, tag"
+        "unknown parameter; allowed: assignee, created_after, created_before, cursor, limit, "
+        "priority, q, requester, sort, status, tag, updated_after, updated_before"
     )
 
 

@@ -372,3 +372,30 @@ def _cursor_for(sort: str) -> str:
     from helpdesk.services.ordering import encode
 
     return encode([sort, "2026-01-01T00:00:00+00:00", 1])
+
+
+def test_date_range_filters(agent: Browser, world, session: Session) -> None:
+    from datetime import timedelta
+
+    from helpdesk.db import utcnow
+
+    org, member = world["alpha"]["org"], world["alpha"]["agent"]
+    old = make_ticket(session, org, member, subject="Old one")
+    make_ticket(session, org, member, subject="New one")
+    with unscoped(session):
+        row = session.get(Ticket, old.id)
+        assert row is not None
+        row.created_at = row.updated_at = utcnow() - timedelta(days=40)
+        session.commit()
+    today = utcnow().date().isoformat()
+    month_ago = (utcnow() - timedelta(days=30)).date().isoformat()
+    import re
+
+    def subjects(url: str) -> list[str]:
+        return re.findall(r">((?:Old|New) one)</a>", agent.get(url).get_data(as_text=True))
+
+    assert subjects(f"/o/alpha/tickets?created_after={month_ago}") == ["New one"]
+    assert subjects(f"/o/alpha/tickets?updated_before={month_ago}") == ["Old one"]
+    assert subjects(f"/o/alpha/tickets?created_after={today}&created_before={today}") == ["New one"]
+    bad = agent.get("/o/alpha/tickets?created_after=yesterday")
+    assert bad.status_code == 422 and "use a date like" in bad.get_data(as_text=True)

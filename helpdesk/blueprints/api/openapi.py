@@ -84,6 +84,11 @@ LIST_PARAMETERS = [
     _query("sort", "Order: `updated` (default), `created` (newest), `oldest`, `priority`. "
            "Ignored by `q` searches, which rank by relevance.",
            {"type": "string", "enum": ["updated", "created", "oldest", "priority"]}),
+    *(
+        _query(key, f"Whole days in UTC, inclusive ({key.replace('_', ' ')} this date).",
+               {"type": "string", "format": "date"})
+        for key in ("created_after", "created_before", "updated_after", "updated_before")
+    ),
     _query("cursor", "The `next_cursor` of the previous page.", {"type": "string"}),
     _query("limit", "Page size.", {"type": "integer", "minimum": 1, "maximum": LIMIT_MAX,
                                    "default": LIMIT_DEFAULT}),

@@ -31,6 +31,7 @@ bp.before_request(auth.authenticate)
 
 LIST_PARAMS = (
     "q", "status", "priority", "assignee", "tag", "requester", "sort", "cursor", "limit",
+    "created_after", "created_before", "updated_after", "updated_before",
 )  # fmt: skip
 STAFF_ONLY_FIELDS = ("requester_email", "requester_name", "priority")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from helpdesk.models import BODY_MAX, SUBJECT_MAX, Channel, Priority, Status
+from helpdesk.services.queries import FILTER_KEYS
 
 Schema = dict[str, Any]
 
@@ -216,10 +217,7 @@ BULK_RESULT: Schema = {
 _FILTERS: Schema = {
     "type": "object",
     "description": "List filters, as the list's query parameters of the same names.",
-    "properties": {
-        k: {"type": "string"}
-        for k in ("q", "status", "priority", "assignee", "tag", "requester", "sort")
-    },
+    "properties": {k: {"type": "string"} for k in FILTER_KEYS},
     "additionalProperties": False,
 }
 
