@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
@@ -57,3 +58,12 @@ class Browser:
             if self.csrf is None:
                 self.get(response.headers["Location"], follow_redirects=True)
         return response
+
+
+def as_user(app: Flask, email: str, password: str) -> Browser:
+    """A fresh browser logged in as this user (a failed login fails the test here)."""
+    browser = Browser(app.test_client())
+    response = browser.login(email, password)
+    assert response.status_code == 303, f"login as {email} failed: {response.status_code}"
+    assert browser.csrf, f"no CSRF token after logging in as {email}"
+    return browser

@@ -165,14 +165,6 @@ def bearer(session: Session, member: Any, name: str, **kw: Any) -> tuple[int, di
     return token.id, {"Authorization": f"Bearer {plaintext}"}
 
 
-def logged_in(app: Flask, email: str, password: str) -> Browser:
-    browser = Browser(app.test_client())
-    response = browser.login(email, password)
-    assert response.status_code == 303, f"login as {email} failed: {response.status_code}"
-    assert browser.csrf, f"no CSRF token after logging in as {email}"
-    return browser
-
-
 # --- the world the matrix runs in ------------------------------------------------------------
 
 

@@ -33,7 +33,7 @@ from helpdesk.db import utcnow
 from helpdesk.models import Comment, Role, Ticket
 from helpdesk.services import api_tokens, canned, tickets, views
 from helpdesk.tenancy import tenant_scope, unscoped
-from tests.browser import Browser
+from tests.browser import Browser, as_user
 from tests.factories import make_member, make_ticket
 from tests.tenancy.matrix import (
     BETA_MARKERS,
@@ -49,7 +49,6 @@ from tests.tenancy.matrix import (
     is_401,
     is_404,
     is_gate_404,
-    logged_in,
     normalized,
     snippet,
     succeeds,
@@ -139,14 +138,12 @@ def matrix(app: Flask, session: Session, world: dict[str, Any], password: str) -
         app=app,
         session=session,
         cases=cases,
-        alpha_agent=Actor(
-            "alpha agent", logged_in(app, "agent@alpha.test", password), agent_headers
-        ),
+        alpha_agent=Actor("alpha agent", as_user(app, "agent@alpha.test", password), agent_headers),
         alpha_requester=Actor(
-            "alpha requester", logged_in(app, "requester@alpha.test", password), requester_headers
+            "alpha requester", as_user(app, "requester@alpha.test", password), requester_headers
         ),
         dual=Actor(
-            "member of alpha and beta", logged_in(app, "dual@shared.test", password), dual_headers
+            "member of alpha and beta", as_user(app, "dual@shared.test", password), dual_headers
         ),
         anonymous=Actor("anonymous", Browser(app.test_client())),
         ids={
@@ -304,7 +301,7 @@ def test_non_member_gets_the_same_404_as_for_a_missing_org(
         world["alpha"]["requester"].user,
         subject="alpha-only-subject",
     )
-    outsider = logged_in(app, "agent@beta.test", password)
+    outsider = as_user(app, "agent@beta.test", password)
     alpha = outsider.get("/o/alpha/tickets")
     missing = outsider.get(f"/o/{MISSING_SLUG}/tickets")
     assert alpha.status_code == missing.status_code == 404

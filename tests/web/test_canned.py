@@ -7,14 +7,8 @@ import re
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from tests.browser import Browser
+from tests.browser import as_user
 from tests.factories import make_ticket
-
-
-def as_user(app: Flask, email: str, password: str) -> Browser:
-    browser = Browser(app.test_client())
-    browser.login(email, password)
-    return browser
 
 
 def test_insert_fills_placeholders_and_keeps_the_draft(

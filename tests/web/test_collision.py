@@ -12,14 +12,8 @@ from sqlalchemy.orm import Session
 from helpdesk.models import Comment
 from helpdesk.services import presence, tickets
 from helpdesk.tenancy import tenant_scope, unscoped
-from tests.browser import Browser
+from tests.browser import as_user
 from tests.factories import make_ticket
-
-
-def as_user(app: Flask, email: str, password: str) -> Browser:
-    browser = Browser(app.test_client())
-    browser.login(email, password)
-    return browser
 
 
 def test_agents_see_each_other_viewing_and_replying(

@@ -10,19 +10,13 @@ from sqlalchemy.orm import Session
 
 from helpdesk.services import api_tokens, tickets
 from helpdesk.tenancy import tenant_scope
-from tests.browser import Browser
+from tests.browser import as_user
 from tests.factories import make_ticket
 
 
 def view_names(html: str) -> list[str]:
     nav = html.split('<nav class="views"', 1)[1].split("</nav>", 1)[0]
     return re.findall(r">([^<>]+)</a>", nav)
-
-
-def as_user(app: Flask, email: str, password: str) -> Browser:
-    browser = Browser(app.test_client())
-    browser.login(email, password)
-    return browser
 
 
 def test_built_in_all_open_view(app: Flask, session: Session, world, password) -> None:
