@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -16,6 +17,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 from werkzeug.serving import make_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "instance" / "test-artifacts"
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -63,3 +65,10 @@ class ConsoleErrors(list[str]):
 @pytest.fixture
 def console_errors() -> ConsoleErrors:
     return ConsoleErrors()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where end-to-end tests leave screenshots (instance/test-artifacts, not committed)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS

@@ -19,7 +19,12 @@ def _login(page: Page, base: str, email: str, password: str) -> None:
 
 
 def test_agent_and_requester_flow(
-    chromium: Browser, live_url: str, world, password: str, console_errors: ConsoleErrors
+    chromium: Browser,
+    live_url: str,
+    world,
+    password: str,
+    console_errors: ConsoleErrors,
+    artifacts,
 ) -> None:
     agent = console_errors.watch(chromium.new_context().new_page())
     _login(agent, live_url, "agent@alpha.test", password)
@@ -57,6 +62,10 @@ def test_agent_and_requester_flow(
     agent.select_option("select[name=status]", "pending")
     agent.click("button:has-text('Save')")
     expect(agent.locator(".history", has_text="pending")).to_be_visible()
+
+    agent.screenshot(path=str(artifacts / "ticket-page.png"), full_page=True)
+    agent.goto(f"{live_url}/o/alpha/tickets")
+    agent.screenshot(path=str(artifacts / "ticket-list.png"), full_page=True)
 
     requester = console_errors.watch(chromium.new_context().new_page())
     _login(requester, live_url, "requester@alpha.test", password)
