@@ -8,16 +8,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from helpdesk.models import Comment, Membership, Ticket, TicketEvent, User
-from helpdesk.services import api_tokens, tickets
-from helpdesk.tenancy import tenant_scope, unscoped
+from helpdesk.tenancy import unscoped
 from tests.browser import Browser
 from tests.factories import make_ticket
-
-
-@pytest.fixture
-def agent(browser: Browser, world, password) -> Browser:
-    browser.login("agent@alpha.test", password)
-    return browser
 
 
 def _count(session: Session, model: type) -> int:
@@ -190,35 +183,6 @@ def test_requester_cannot_change_fields_or_see_others(
     assert customer.post("/o/alpha/tickets/1/fields", {"status": "closed"}).status_code == 403
 
 
-def test_list_filters_and_keyset_pagination(
-    app: Flask, agent: Browser, world, session: Session, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(app.config, "PAGE_SIZE", 2)
-    org, member = world["alpha"]["org"], world["alpha"]["agent"]
-    for i in range(5):
-        make_ticket(session, org, member, subject=f"Ticket {i}",
-                    priority="urgent" if i % 2 else "low")  # fmt: skip
-    seen: list[str] = []
-    url: str | None = "/o/alpha/tickets"
-    import re
-
-    while url:
-        html = agent.get(url).get_data(as_text=True)
-        seen += re.findall(r"Ticket \d", html)
-        match = re.search(r'<a href="([^"]+)" hx-get="[^"]+"[^>]*>Next page', html)
-        url = match.group(1).replace("&amp;", "&") if match else None
-    assert seen == [f"Ticket {i}" for i in (4, 3, 2, 1, 0)]
-    urgent = agent.get("/o/alpha/tickets?priority=urgent").get_data(as_text=True)
-    assert re.findall(r"Ticket \d", urgent) == ["Ticket 3", "Ticket 1"]
-    more = agent.get("/o/alpha/tickets?priority=urgent&status=new", htmx=True)
-    assert "<html" not in more.get_data(as_text=True)
-    bad = agent.get("/o/alpha/tickets?priority=bogus")
-    assert bad.status_code == 422 and "choose one of" in bad.get_data(as_text=True)
-    tampered = agent.get("/o/alpha/tickets?cursor=not-a-cursor")
-    assert tampered.status_code == 422 and "page link is invalid" in tampered.get_data(
-        as_text=True)  # fmt: skip
-
-
 def test_hostile_subject_and_body_render_inert(agent: Browser, world, session: Session) -> None:
     subject = "<img src=x onerror=alert(1)>{{7*7}}"
     make_ticket(session, world["alpha"]["org"], world["alpha"]["agent"], subject=subject,
@@ -280,33 +244,6 @@ def test_control_characters_never_reach_the_database_as_errors(
     assert agent.get("/o/alpha/tickets?q=hello%00world").status_code == 200
 
 
-def test_tag_and_requester_filters(agent: Browser, world, session: Session, app: Flask) -> None:
-    org, member = world["alpha"]["org"], world["alpha"]["agent"]
-    make_ticket(session, org, member, "dana@example.test", subject="Dana one")
-    tagged = make_ticket(session, org, member, "sam@example.test", subject="Sam tagged")
-    make_ticket(session, world["beta"]["org"], world["beta"]["agent"], "dana@example.test",
-                subject="Dana in beta")  # fmt: skip
-    with tenant_scope(session, org.id):
-        tickets.update_fields(session, member, tagged.number, {"tags": "vip, billing"})
-    import re
-
-    def subjects(url: str) -> list[str]:
-        return re.findall(r">((?:Dana|Sam)[^<]*)</a>", agent.get(url).get_data(as_text=True))
-
-    assert subjects("/o/alpha/tickets?tag=vip") == ["Sam tagged"]
-    assert subjects("/o/alpha/tickets?requester=Dana@Example.test") == ["Dana one"]
-    assert subjects("/o/alpha/tickets?requester=nobody@example.test") == []
-    bad = agent.get("/o/alpha/tickets?tag=<b>&requester=not-an-email")
-    assert bad.status_code == 422
-    html = bad.get_data(as_text=True)
-    assert "a tag is" in html and "requester&#39;s email" in html
-    with tenant_scope(session, org.id):
-        _t, token = api_tokens.create_token(session, member, "t")
-    api = app.test_client().get("/api/v1/orgs/alpha/tickets?tag=billing",
-                                headers={"Authorization": f"Bearer {token}"})  # fmt: skip
-    assert [t["subject"] for t in api.json["items"]] == ["Sam tagged"]
-
-
 def test_preview_renders_like_a_saved_reply_and_saves_nothing(
     agent: Browser, world, session: Session
 ) -> None:
@@ -333,69 +270,3 @@ def test_requester_card_lists_their_other_tickets(
     customer = Browser(app.test_client())
     customer.login("requester@alpha.test", password)
     assert "requester-tickets" not in customer.get("/o/alpha/tickets/2").get_data(as_text=True)
-
-
-@pytest.mark.parametrize(
-    ("sort", "expected"),
-    [
-        ("updated", [2, 4, 3, 1]),
-        ("created", [4, 3, 2, 1]),
-        ("oldest", [1, 2, 3, 4]),
-        ("priority", [3, 1, 2, 4]),
-    ],
-)
-def test_sorts_page_through_every_ticket_once(
-    app: Flask, agent: Browser, world, session: Session, monkeypatch, sort, expected
-) -> None:
-    monkeypatch.setitem(app.config, "PAGE_SIZE", 1)
-    org, member = world["alpha"]["org"], world["alpha"]["agent"]
-    for priority in ("high", "low", "urgent", "low"):
-        make_ticket(session, org, member, priority=priority)
-    with tenant_scope(session, org.id):  # touch #4, then #2: most recently updated first
-        tickets.add_comment(session, member, 4, "bump", internal=True)
-        tickets.add_comment(session, member, 2, "bump", internal=True)
-    import re
-
-    seen: list[int] = []
-    url: str | None = f"/o/alpha/tickets?sort={sort}"
-    while url:
-        html = agent.get(url).get_data(as_text=True)
-        seen += [int(n) for n in re.findall(r'<tr id="ticket-(\d+)"', html)]
-        match = re.search(r'<a href="([^"]+)" hx-get="[^"]+"[^>]*>Next page', html)
-        url = match.group(1).replace("&amp;", "&") if match else None
-    assert seen == expected
-    other = agent.get(f"/o/alpha/tickets?sort=created&cursor={_cursor_for('updated')}")
-    assert other.status_code == 422  # a cursor from another sort is refused
-
-
-def _cursor_for(sort: str) -> str:
-    from helpdesk.services.ordering import encode
-
-    return encode([sort, "2026-01-01T00:00:00+00:00", 1])
-
-
-def test_date_range_filters(agent: Browser, world, session: Session) -> None:
-    from datetime import timedelta
-
-    from helpdesk.db import utcnow
-
-    org, member = world["alpha"]["org"], world["alpha"]["agent"]
-    old = make_ticket(session, org, member, subject="Old one")
-    make_ticket(session, org, member, subject="New one")
-    with unscoped(session):
-        row = session.get(Ticket, old.id)
-        assert row is not None
-        row.created_at = row.updated_at = utcnow() - timedelta(days=40)
-        session.commit()
-    today = utcnow().date().isoformat()
-    month_ago = (utcnow() - timedelta(days=30)).date().isoformat()
-    import re
-
-    def subjects(url: str) -> list[str]:
-        return re.findall(r">((?:Old|New) one)</a>", agent.get(url).get_data(as_text=True))
-
-    assert subjects(f"/o/alpha/tickets?created_after={month_ago}") == ["New one"]
-    assert subjects(f"/o/alpha/tickets?updated_before={month_ago}") == ["Old one"]
-    assert subjects(f"/o/alpha/tickets?created_after={today}&created_before={today}") == ["New one"]
-    bad = agent.get("/o/alpha/tickets?created_after=yesterday")
-    assert bad.status_code == 422 and "use a date like" in bad.get_data(as_text=True)
