@@ -16,6 +16,7 @@ def _login(page: Page, base: str, email: str, password: str) -> None:
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     expect(page.locator("h1")).to_have_text("Tickets")
+    page.wait_for_load_state("load")  # deferred htmx/app.js have run: swaps will work
 
 
 def test_agent_and_requester_flow(
@@ -35,6 +36,7 @@ def test_agent_and_requester_flow(
     agent.select_option("select[name=priority]", "high")
     agent.fill("textarea[name=body]", "It shows a **blinking** cursor.")
     agent.click("text=Create ticket")
+    agent.wait_for_load_state("load")
     expect(agent.locator("h1")).to_contain_text("Laptop will not boot <b>now</b>")
     expect(agent.locator(".thread strong", has_text="blinking")).to_be_visible()
 
@@ -70,6 +72,7 @@ def test_agent_and_requester_flow(
     requester = console_errors.watch(chromium.new_context().new_page())
     _login(requester, live_url, "requester@alpha.test", password)
     requester.click("text=Laptop will not boot")
+    requester.wait_for_load_state("load")
     expect(requester.locator(".comment", has_text="power button")).to_be_visible()
     expect(requester.locator("body")).not_to_contain_text("SSD again")
     expect(requester.locator("body")).not_to_contain_text("internal note")
