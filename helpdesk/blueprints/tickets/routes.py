@@ -57,13 +57,12 @@ def _list(org_slug: str, args: dict[str, str], **extra: Any) -> Response:
         )
     except ValidationError as exc:
         errors, page = exc.errors, queries.Page([], None)
+    current: dict[str, Any] = {k: v for k, v in args.items() if v}
     next_url = None
     if page.next_cursor:
-        params: dict[str, Any] = {k: v for k, v in args.items() if v}
-        next_url = url_for("tickets.index", org_slug=org_slug, cursor=page.next_cursor, **params)
+        next_url = url_for("tickets.index", org_slug=org_slug, cursor=page.next_cursor, **current)
     block = "more_rows" if request.args.get("cursor") else "rows"
     status = 422 if errors or extra.get("view_errors") else 200
-    current = {k: v for k, v in args.items() if v}
     ctx = {"view_errors": {}, "view_name": "", "current_filters": current, **extra}
     views_list = views.list_views(session, member)
     return render(
