@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 from werkzeug.serving import make_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -72,3 +72,13 @@ def artifacts() -> Path:
     """Where end-to-end tests leave screenshots (instance/test-artifacts, not committed)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+def login(page: Page, base: str, email: str, password: str) -> None:
+    """Log in through the form and wait until the deferred htmx and app.js have run."""
+    page.goto(f"{base}/login")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Tickets")
+    page.wait_for_load_state("load")  # before typing or pressing keys: handlers are wired

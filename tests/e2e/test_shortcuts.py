@@ -7,19 +7,10 @@ import re
 
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import ConsoleErrors
+from tests.e2e.conftest import ConsoleErrors, login
 
 ROWS = '#ticket-rows tr[id^="ticket-"]'
 CURRENT = '#ticket-rows tr[aria-current="true"]'
-
-
-def _login(page: Page, base: str, email: str, password: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    expect(page.locator("h1")).to_have_text("Tickets")
-    page.wait_for_load_state()  # app.js is deferred: wait before pressing keys
 
 
 def _is_focused(page: Page, selector: str) -> bool:
@@ -35,7 +26,7 @@ def test_agent_drives_list_and_ticket_with_the_keyboard(
     for subject in ("Keyboard sticky", "Monitor flickers", "Mouse missing"):
         make_ticket(session, org, agent, subject=subject)
     page = console_errors.watch(chromium.new_context().new_page())
-    _login(page, live_url, "agent@alpha.test", password)
+    login(page, live_url, "agent@alpha.test", password)
     rows = page.locator(ROWS)
     expect(rows).to_have_count(3)
     expect(page.locator(CURRENT)).to_have_count(0)  # nothing is selected until j/k
@@ -124,7 +115,7 @@ def test_requester_has_no_note_shortcut_and_no_sheet_without_js(
     org, agent = world["alpha"]["org"], world["alpha"]["agent"]
     make_ticket(session, org, agent, requester="requester@alpha.test")
     page = console_errors.watch(chromium.new_context().new_page())
-    _login(page, live_url, "requester@alpha.test", password)
+    login(page, live_url, "requester@alpha.test", password)
     page.keyboard.press("j")
     page.keyboard.press("Enter")
     expect(page.locator("h1")).to_contain_text("Printer on fire")
@@ -136,5 +127,5 @@ def test_requester_has_no_note_shortcut_and_no_sheet_without_js(
     assert console_errors == [], console_errors
 
     no_js = chromium.new_context(java_script_enabled=False).new_page()
-    _login(no_js, live_url, "requester@alpha.test", password)
+    login(no_js, live_url, "requester@alpha.test", password)
     expect(no_js.locator("#shortcut-sheet")).to_be_hidden()

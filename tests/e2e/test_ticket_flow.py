@@ -5,18 +5,9 @@ from __future__ import annotations
 
 import re
 
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
-from tests.e2e.conftest import ConsoleErrors
-
-
-def _login(page: Page, base: str, email: str, password: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    expect(page.locator("h1")).to_have_text("Tickets")
-    page.wait_for_load_state("load")  # deferred htmx/app.js have run: swaps will work
+from tests.e2e.conftest import ConsoleErrors, login
 
 
 def test_agent_and_requester_flow(
@@ -28,7 +19,7 @@ def test_agent_and_requester_flow(
     artifacts,
 ) -> None:
     agent = console_errors.watch(chromium.new_context().new_page())
-    _login(agent, live_url, "agent@alpha.test", password)
+    login(agent, live_url, "agent@alpha.test", password)
 
     agent.click("text=New ticket >> nth=0")
     agent.fill("input[name=requester_email]", "requester@alpha.test")
@@ -70,7 +61,7 @@ def test_agent_and_requester_flow(
     agent.screenshot(path=str(artifacts / "ticket-list.png"), full_page=True)
 
     requester = console_errors.watch(chromium.new_context().new_page())
-    _login(requester, live_url, "requester@alpha.test", password)
+    login(requester, live_url, "requester@alpha.test", password)
     requester.click("text=Laptop will not boot")
     requester.wait_for_load_state("load")
     expect(requester.locator(".comment", has_text="power button")).to_be_visible()
@@ -90,7 +81,7 @@ def test_reply_works_without_javascript(
 
     make_ticket(session, world["alpha"]["org"], world["alpha"]["agent"])
     page = chromium.new_context(java_script_enabled=False).new_page()
-    _login(page, live_url, "agent@alpha.test", password)
+    login(page, live_url, "agent@alpha.test", password)
     page.click("text=Printer on fire")
     page.fill("textarea[name=body]", "Answered with scripts off.")
     page.click("button:has-text('Send')")
@@ -109,7 +100,7 @@ def test_active_search_as_you_type(
     make_ticket(session, org, agent, subject="Quantum printer offline")
     make_ticket(session, org, agent, subject="Password reset")
     page = console_errors.watch(chromium.new_context().new_page())
-    _login(page, live_url, "agent@alpha.test", password)
+    login(page, live_url, "agent@alpha.test", password)
     expect(page.locator("#ticket-rows tr")).to_have_count(2)
     page.fill("input[name=q]", "quantum printers")  # stemmed: printers → printer
     expect(page.locator("#ticket-rows tr")).to_have_count(1)
@@ -129,7 +120,7 @@ def test_bulk_assign_from_the_list(
     for subject in ("First", "Second", "Third"):
         make_ticket(session, org, agent, subject=subject)
     page = console_errors.watch(chromium.new_context().new_page())
-    _login(page, live_url, "agent@alpha.test", password)
+    login(page, live_url, "agent@alpha.test", password)
     page.check("input[name=tickets][value='1']")
     page.check("input[name=tickets][value='3']")
     page.select_option("#bulk-form select[name=assignee_email]", "admin@alpha.test")
@@ -153,8 +144,8 @@ def test_presence_shows_who_else_is_replying(
     make_ticket(session, world["alpha"]["org"], world["alpha"]["agent"])
     agent = console_errors.watch(chromium.new_context().new_page())
     admin = console_errors.watch(chromium.new_context().new_page())
-    _login(agent, live_url, "agent@alpha.test", password)
-    _login(admin, live_url, "admin@alpha.test", password)
+    login(agent, live_url, "agent@alpha.test", password)
+    login(admin, live_url, "admin@alpha.test", password)
     agent.goto(f"{live_url}/o/alpha/tickets/1")
     admin.goto(f"{live_url}/o/alpha/tickets/1")
     expect(admin.locator("#presence")).to_contain_text("Agent is viewing")
