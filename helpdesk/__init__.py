@@ -6,10 +6,11 @@ from flask import Flask
 from redis import Redis
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from helpdesk import errors, htmx, ratelimits, security_headers, tenancy, timefmt
+from helpdesk import errors, htmx, ratelimits, requestid, security_headers, tenancy, timefmt
 from helpdesk.config import Settings
 from helpdesk.db import close_session, get_session, make_engine, make_sessionmaker
 from helpdesk.extensions import csrf, login_manager
+from helpdesk.services import tasks
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -32,6 +33,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.teardown_appcontext(close_session)
     tenancy.install()
+    tasks.install()
+    requestid.init_app(app)
 
     _init_login(app)
     csrf.init_app(app)

@@ -2,7 +2,27 @@
 
 from helpdesk.models.canned import CannedReply
 from helpdesk.models.comment import BODY_MAX, Channel, Comment
+from helpdesk.models.notify import (
+    Delivery,
+    DeliveryChannel,
+    DeliveryStatus,
+    EventKind,
+    JobRun,
+    NotificationMode,
+    NotificationPreference,
+    OutboxEvent,
+    WebhookEndpoint,
+)
 from helpdesk.models.org import STAFF_ROLES, Membership, Organization, Role
+from helpdesk.models.sla import (
+    BREACH_LEVEL,
+    BusinessCalendar,
+    SlaEvent,
+    SlaPause,
+    SlaPolicy,
+    SlaState,
+    SlaTarget,
+)
 from helpdesk.models.ticket import SUBJECT_MAX, Priority, Status, Ticket, TicketEvent
 from helpdesk.models.token import ApiToken
 from helpdesk.models.user import User
@@ -10,19 +30,35 @@ from helpdesk.models.view import SavedView
 
 __all__ = [
     "BODY_MAX",
+    "BREACH_LEVEL",
     "STAFF_ROLES",
     "SUBJECT_MAX",
     "ApiToken",
+    "BusinessCalendar",
     "CannedReply",
     "Channel",
     "Comment",
+    "Delivery",
+    "DeliveryChannel",
+    "DeliveryStatus",
+    "EventKind",
+    "JobRun",
     "Membership",
+    "NotificationMode",
+    "NotificationPreference",
     "Organization",
+    "OutboxEvent",
     "Priority",
     "Role",
     "SavedView",
+    "SlaEvent",
+    "SlaPause",
+    "SlaPolicy",
+    "SlaState",
+    "SlaTarget",
     "Status",
     "Ticket",
     "TicketEvent",
     "User",
+    "WebhookEndpoint",
 ]

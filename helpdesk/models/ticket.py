@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -76,6 +77,27 @@ class Ticket(OrgScoped, Base):
         Index("ix_tickets_tags", "tags", postgresql_using="gin"),
         Index("ix_tickets_search_all", "search_all", postgresql_using="gin"),
         Index("ix_tickets_search_public", "search_public", postgresql_using="gin"),
+        # The SLA sweep reads only tickets whose next check is due: O(due), not O(open).
+        Index(
+            "ix_tickets_sla_next_check",
+            "sla_next_check_at",
+            postgresql_where=text("sla_next_check_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_tickets_org_sla_due",
+            "org_id",
+            "sla_due_at",
+            "number",
+            postgresql_where=text("sla_due_at IS NOT NULL"),
+        ),
+        Index(
+            "ix_tickets_org_sla_state_updated",
+            "org_id",
+            "sla_state",
+            "updated_at",
+            "number",
+            postgresql_where=text("sla_state IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -99,6 +121,17 @@ class Ticket(OrgScoped, Base):
     # Full-text search (services/search.py keeps them): subject weighted A, messages B.
     # search_all includes internal notes (agents search it); search_public does not, so a
     # requester's search can never reveal what an internal note says.
+    # SLA (services/sla.py keeps them). Due times are NULL when no policy applies or the
+    # target is met; while paused (pending/on_hold) sla_paused_at is set and the next
+    # check is NULL. sla_due_at = the earliest unmet due time (list sort "due").
+    first_response_due_at: Mapped[datetime | None]
+    resolution_due_at: Mapped[datetime | None]
+    first_responded_at: Mapped[datetime | None]
+    solved_at: Mapped[datetime | None]
+    sla_paused_at: Mapped[datetime | None]
+    sla_next_check_at: Mapped[datetime | None]
+    sla_due_at: Mapped[datetime | None]
+    sla_state: Mapped[str | None] = mapped_column(String(16))
     search_all: Mapped[str] = mapped_column(
         TSVECTOR, server_default="", deferred=True, nullable=False
     )

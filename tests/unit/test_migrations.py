@@ -11,8 +11,10 @@ from tests.conftest import run_migrations
 
 
 def _scratch_url(database_url: str) -> str:
+    """A scratch database named after the test database (parallel runs do not collide)."""
     base, sep, query = database_url.partition("?")
-    return base.rsplit("/", 1)[0] + "/helpdesk_test_migrations" + sep + query
+    prefix, name = base.rsplit("/", 1)
+    return f"{prefix}/{name}_migrations{sep}{query}"
 
 
 def _tables(url: str) -> set[str]:
@@ -32,6 +34,8 @@ def test_upgrade_downgrade_upgrade_and_models_match(database_url: str) -> None:
     expected = {
         "organizations", "users", "memberships", "tickets", "comments", "ticket_events",
         "api_tokens", "saved_views", "canned_replies", "alembic_version",
+        "business_calendars", "sla_policies", "sla_pauses", "sla_events", "outbox_events",
+        "deliveries", "webhook_endpoints", "notification_preferences", "job_runs",
     }  # fmt: skip
     assert _tables(url) == expected
     run_migrations(url, "base", down=True)

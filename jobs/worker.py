@@ -1,0 +1,88 @@
+"""The worker and scheduler processes: `flask --app wsgi worker` and `flask --app wsgi cron`.
+
+Jobs run inside the worker process (RQ's SimpleWorker, no fork per job): the app, its
+engine pool and Redis client are built once at start, and a job costs a dequeue rather than
+a fork. `--max-jobs` bounds what a leaky job could accumulate (run the worker under a
+supervisor that restarts it). See docs/decisions/0005-job-runner.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+from rq import SimpleWorker
+from rq.cron import CronScheduler
+
+from helpdesk.services.tasks import QUEUES, get_queue, redis_connection
+from jobs.context import RequestIdFilter
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s request_id=%(request_id)s %(message)s"
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(RequestIdFilter())
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(logging.INFO)
+
+
+def build_worker(queues: Sequence[str]) -> SimpleWorker:
+    """Return a worker for the named queues (in priority order) on the app's Redis."""
+    conn = redis_connection()
+    return SimpleWorker([get_queue(q, conn) for q in queues], connection=conn)
+
+
+def build_scheduler() -> CronScheduler:
+    """Return a cron scheduler with every periodic job of jobs/cron.py registered."""
+    from jobs.cron import PERIODIC
+
+    scheduler = CronScheduler(connection=redis_connection())
+    for spec in PERIODIC:
+        scheduler.register(**spec)
+    return scheduler
+
+
+@click.command("worker")
+@with_appcontext
+@click.option(
+    "--queues",
+    "-q",
+    default=",".join(("sla", "notify", "scan", "default")),
+    show_default=True,
+    help="Comma-separated queues, highest priority first",
+)
+@click.option("--burst", is_flag=True, help="Exit once the queues are empty")
+@click.option("--max-jobs", type=int, default=None, help="Exit after this many jobs")
+def worker_command(queues: str, burst: bool, max_jobs: int | None) -> None:
+    """Run a job worker (the app is built once; jobs run in this process)."""
+    names = [q.strip() for q in queues.split(",") if q.strip()]
+    unknown = [q for q in names if q not in QUEUES]
+    if unknown or not names:
+        raise click.BadParameter(f"queues must be among {', '.join(QUEUES)}", param_hint="-q")
+    _configure_logging()
+    current_app.logger.info("worker starting queues=%s burst=%s", ",".join(names), burst)
+    build_worker(names).work(burst=burst, max_jobs=max_jobs, with_scheduler=not burst)
+
+
+@click.command("cron")
+@with_appcontext
+def cron_command() -> None:
+    """Run the scheduler that enqueues the periodic jobs of jobs/cron.py (run exactly one)."""
+    _configure_logging()
+    build_scheduler().start()
+
+
+def init_app(app: Flask) -> None:
+    """Add the worker, cron and jobs commands to `flask --app wsgi`."""
+    from jobs.cli import jobs_group
+
+    app.cli.add_command(worker_command)
+    app.cli.add_command(cron_command)
+    app.cli.add_command(jobs_group)
