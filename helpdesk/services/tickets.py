@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -14,6 +15,7 @@ from helpdesk.models import (
     SUBJECT_MAX,
     Channel,
     Comment,
+    EventKind,
     Membership,
     Organization,
     Priority,
@@ -24,7 +26,7 @@ from helpdesk.models import (
     User,
 )
 from helpdesk.rendering import render_markdown
-from helpdesk.services import orgs, search
+from helpdesk.services import orgs, outbox, search, sla
 from helpdesk.services.errors import Conflict, ValidationError
 from helpdesk.services.permissions import can_see_internal, load_ticket, require_staff
 from helpdesk.services.validation import (
@@ -121,6 +123,8 @@ def open_ticket(
     session.add(ticket)
     session.flush()
     session.add(_comment(ticket, actor, body, internal=False, channel=channel))
+    sla.ticket_opened(session, ticket, now)
+    outbox.emit(session, org.id, EventKind.TICKET_CREATED, ticket=ticket, actor_id=actor.user_id)
     session.commit()
     return ticket
 
@@ -174,11 +178,23 @@ def add_comment(
     new_status = _status_after_reply(ticket, actor, internal, set_status)
     comment = _comment(ticket, actor, text, internal, channel)
     session.add(comment)
+    session.flush()
     search.index_comment(ticket, text, internal)
+    now = utcnow()
+    sla.comment_added(session, ticket, comment, actor, now)
+    outbox.emit(
+        session,
+        ticket.org_id,
+        EventKind.COMMENT_CREATED,
+        ticket=ticket,
+        actor_id=actor.user_id,
+        payload={"comment_id": comment.id, "internal": internal},
+    )
     if new_status and new_status != ticket.status:
         session.add(_event(ticket, actor, "status", ticket.status, new_status))
+        _announce_changes(session, actor, ticket, {"status": (ticket.status, new_status)}, now)
         ticket.status = new_status
-    ticket.updated_at = utcnow()
+    ticket.updated_at = now
     session.commit()
     return comment
 
@@ -234,17 +250,44 @@ def apply_changes(
 ) -> list[TicketEvent]:
     """Set validated field values; one TicketEvent per field that really changed."""
     events: list[TicketEvent] = []
+    changes: dict[str, tuple[Any, Any]] = {}
     for field, new in values.items():
         old = getattr(ticket, field)
         if old != new:
             name = "assignee" if field == "assignee_id" else field
             old_text, new_text = _describe(session, field, old), _describe(session, field, new)
             events.append(_event(ticket, actor, name, old_text, new_text))
-            setattr(ticket, field, new)
+            changes[field] = (old, new)
     if events:
-        ticket.updated_at = utcnow()
+        now = utcnow()
+        _announce_changes(session, actor, ticket, changes, now)
+        for field, (_old, new) in changes.items():
+            setattr(ticket, field, new)
+        ticket.updated_at = now
         session.add_all(events)
     return events
+
+
+def _announce_changes(
+    session: Session,
+    actor: Membership,
+    ticket: Ticket,
+    changes: dict[str, tuple[Any, Any]],
+    now: datetime,
+) -> None:
+    """Tell the SLA engine and the outbox about field changes (before they are applied).
+
+    The SLA engine sees old and new values while the ticket still holds the old ones.
+    """
+    sla.fields_changed(session, ticket, changes, now)
+    outbox.emit(
+        session,
+        ticket.org_id,
+        EventKind.TICKET_UPDATED,
+        ticket=ticket,
+        actor_id=actor.user_id,
+        payload={"changes": {field: [old, new] for field, (old, new) in changes.items()}},
+    )
 
 
 def _describe(session: Session, field: str, value: Any) -> str | None:
