@@ -47,6 +47,12 @@ class Settings:
     proxy_hops: int = 0
     page_size: int = 25
     session_cookie_secure: bool = False
+    public_url: str = "http://127.0.0.1:5000"
+    smtp_url: str = ""
+    mail_from: str = "helpdesk@localhost"
+    webhook_allowed_networks: str = ""
+    webhook_timeout: int = 10
+    metrics_token: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -67,6 +73,12 @@ class Settings:
             session_cookie_secure=_bool(
                 os.environ.get("SESSION_COOKIE_SECURE"), env == "production"
             ),
+            public_url=os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000"),
+            smtp_url=os.environ.get("SMTP_URL", ""),
+            mail_from=os.environ.get("MAIL_FROM", "helpdesk@localhost"),
+            webhook_allowed_networks=os.environ.get("WEBHOOK_ALLOWED_NETWORKS", ""),
+            webhook_timeout=_int("WEBHOOK_TIMEOUT", 10),
+            metrics_token=os.environ.get("METRICS_TOKEN", ""),
         )
 
     @property
@@ -90,6 +102,14 @@ class Settings:
             raise ConfigError("PAGE_SIZE must be between 1 and 200")
         if self.proxy_hops < 0:
             raise ConfigError("PROXY_HOPS must not be negative")
+        if not self.public_url.startswith(("http://", "https://")):
+            raise ConfigError("PUBLIC_URL must start with http:// or https://")
+        if self.smtp_url and not self.smtp_url.startswith(("smtp://", "smtps://")):
+            raise ConfigError("SMTP_URL must start with smtp:// or smtps://")
+        if "@" not in self.mail_from:
+            raise ConfigError("MAIL_FROM must be an email address")
+        if not 1 <= self.webhook_timeout <= 60:
+            raise ConfigError("WEBHOOK_TIMEOUT must be between 1 and 60 seconds")
 
     def flask_config(self) -> dict[str, Any]:
         """Translate into Flask / extension config keys."""
@@ -112,6 +132,12 @@ class Settings:
             "WTF_CSRF_TIME_LIMIT": None,
             "WTF_CSRF_HEADERS": ["X-CSRFToken", "X-CSRF-Token"],
             "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+            "PUBLIC_URL": self.public_url.rstrip("/"),
+            "SMTP_URL": self.smtp_url,
+            "MAIL_FROM": self.mail_from,
+            "WEBHOOK_ALLOWED_NETWORKS": self.webhook_allowed_networks,
+            "WEBHOOK_TIMEOUT": self.webhook_timeout,
+            "METRICS_TOKEN": self.metrics_token,
             **self.extra,
         }
 
