@@ -39,6 +39,8 @@ SORTS = {
         Sort("created", "newest", (Ticket.number,)),  # numbers follow creation order
         Sort("oldest", "oldest", (Ticket.number,), descending=False),
         Sort("priority", "priority", (Ticket.priority_rank, Ticket.updated_at, Ticket.number)),
+        # Soonest SLA due time first; lists only tickets with an unmet target (queries.py).
+        Sort("due", "SLA due soonest", (Ticket.sla_due_at, Ticket.number), descending=False),
     )
 }
 DEFAULT_SORT = "updated"
@@ -75,7 +77,7 @@ def _parse_values(sort: Sort, raw: list[Any]) -> list[Any]:
         raise bad_cursor()
     values: list[Any] = []
     for column, value in zip(sort.columns, raw, strict=True):
-        if column.key == "updated_at":
+        if column.key.endswith("_at"):
             try:
                 when = datetime.fromisoformat(value) if isinstance(value, str) else None
             except ValueError:

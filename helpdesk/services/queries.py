@@ -8,7 +8,16 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from helpdesk.models import Comment, Membership, Priority, Status, Ticket, TicketEvent, User
+from helpdesk.models import (
+    Comment,
+    Membership,
+    Priority,
+    SlaState,
+    Status,
+    Ticket,
+    TicketEvent,
+    User,
+)
 from helpdesk.services import ordering, orgs, search
 from helpdesk.services.errors import ValidationError
 from helpdesk.services.permissions import can_see_internal
@@ -24,7 +33,11 @@ from helpdesk.services.validation import (
 ALL_OPEN = "all_open"  # a status filter: every status still needing work
 OPEN_STATUSES = (Status.NEW.value, Status.OPEN.value, Status.PENDING.value, Status.ON_HOLD.value)
 DATE_FILTERS = ("created_after", "created_before", "updated_after", "updated_before")
-FILTER_KEYS = ("q", "status", "priority", "assignee", "tag", "requester", "sort", *DATE_FILTERS)
+FILTER_KEYS = (
+    "q", "status", "priority", "assignee", "tag", "requester", "sla", "sort", *DATE_FILTERS,
+)  # fmt: skip
+SLA_NONE = "none"  # an SLA-state filter: tickets no SLA policy applies to
+SLA_CHOICES = (*(s.value for s in SlaState), SLA_NONE)
 SEARCH_DEPTH_MAX = 1000  # search ranks the most recently active 1,000 matches
 
 
@@ -38,6 +51,7 @@ class TicketFilter:
     q: str | None = None  # full-text search, or "#123" for a ticket number
     tag: str | None = None
     requester: str | None = None  # the requester's email
+    sla: str | None = None  # ok / warning / breached / none
     sort: str | None = None  # a key of ordering.SORTS
     dates: dict[str, date] = field(default_factory=dict)  # e.g. {"created_after": …}
 
@@ -72,6 +86,10 @@ def parse_filter(args: dict[str, str]) -> TicketFilter:
         result.requester = normalize_email(args["requester"])
         if result.requester is None:
             errors["requester"] = "enter the requester's email address"
+    if args.get("sla"):
+        result.sla = args["sla"] if args["sla"] in SLA_CHOICES else None
+        if result.sla is None:
+            errors["sla"] = f"choose one of: {', '.join(SLA_CHOICES)}"
     for key in DATE_FILTERS:
         if args.get(key):
             try:
@@ -122,7 +140,7 @@ def list_tickets(
     limit: int = 25,
 ) -> Page:
     """Return one page of tickets the actor may see: newest activity first, or by rank."""
-    stmt = _filtered(session, actor, filters)
+    stmt = filtered(session, actor, filters)
     number = _number_query(filters.q)
     if filters.q and number is None:
         return _search_page(session, actor, stmt, filters, cursor, limit)
@@ -183,7 +201,8 @@ def _search_page(
     return Page(rows[:limit], ordering.encode(["rank", end]) if more else None, filters)
 
 
-def _filtered(session: Session, actor: Membership, filters: TicketFilter) -> Select[Ticket]:
+def filtered(session: Session, actor: Membership, filters: TicketFilter) -> Select[Ticket]:
+    """The list's WHERE clauses for these filters (no order, no search ranking)."""
     stmt: Select[Ticket] = select(Ticket)
     if not actor.is_staff:
         stmt = stmt.where(Ticket.requester_id == actor.user_id)
@@ -197,6 +216,12 @@ def _filtered(session: Session, actor: Membership, filters: TicketFilter) -> Sel
         stmt = stmt.where(_assignee_clause(session, actor, filters.assignee))  # type: ignore[arg-type]
     if filters.tag:
         stmt = stmt.where(Ticket.tags.contains([filters.tag]))  # GIN: tags @> ARRAY[tag]
+    if filters.sla == SLA_NONE:
+        stmt = stmt.where(Ticket.sla_state.is_(None))
+    elif filters.sla:
+        stmt = stmt.where(Ticket.sla_state == filters.sla)
+    if filters.sort == "due":  # only tickets with an unmet SLA target have a due time
+        stmt = stmt.where(Ticket.sla_due_at.is_not(None))
     for key, day in filters.dates.items():
         column = Ticket.created_at if key.startswith("created") else Ticket.updated_at
         start = datetime.combine(day, time.min, tzinfo=UTC)  # whole days, UTC, inclusive

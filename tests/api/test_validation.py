@@ -173,7 +173,7 @@ def test_unknown_parameter_lists_the_allowed_ones(client, agent_headers):
     response = client.get(f"{BASE}?order_by=password_hash", headers=agent_headers)
     assert response.json["errors"]["order_by"] == (
         "unknown parameter; allowed: assignee, created_after, created_before, cursor, limit, "
-        "priority, q, requester, sort, status, tag, updated_after, updated_before"
+        "priority, q, requester, sla, sort, status, tag, updated_after, updated_before"
     )
 
 
@@ -183,7 +183,7 @@ def test_sort_keys_are_allow_listed(client, agent_headers):
         response = client.get(f"{BASE}?sort={value}", headers=agent_headers)
         assert response.status_code == 422
         assert response.json["errors"]["sort"] == (
-            "choose one of: updated, created, oldest, priority"
+            "choose one of: updated, created, oldest, priority, due"
         )
 
 

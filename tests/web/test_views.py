@@ -14,9 +14,15 @@ from tests.browser import as_user
 from tests.factories import make_ticket
 
 
-def view_names(html: str) -> list[str]:
+def view_links(html: str) -> list[tuple[str, str]]:
+    """(name, counter) of every view link in the views nav."""
     nav = html.split('<nav class="views"', 1)[1].split("</nav>", 1)[0]
-    return re.findall(r">([^<>]+)</a>", nav)
+    found = re.findall(r'>([^<>]+?)\s*(?:<span class="count">([^<]*)</span>)?</a>', nav)
+    return [(name.strip(), count) for name, count in found]
+
+
+def view_names(html: str) -> list[str]:
+    return [name for name, _count in view_links(html)]
 
 
 def test_built_in_all_open_view(app: Flask, session: Session, world, password) -> None:
@@ -27,7 +33,9 @@ def test_built_in_all_open_view(app: Flask, session: Session, world, password) -
             tickets.update_fields(session, agent, ticket.number, {"status": status})
     browser = as_user(app, "agent@alpha.test", password)
     html = browser.get("/o/alpha/tickets").get_data(as_text=True)
-    assert view_names(html) == ["My open", "Unassigned", "All open"]
+    assert view_links(html) == [
+        ("My open", "0"), ("Unassigned", "2"), ("All open", "2"), ("Breaching soon", "0"),
+    ]  # fmt: skip
     open_list = browser.get("/o/alpha/tickets?status=all_open").get_data(as_text=True)
     assert re.findall(r"T (\w+)", open_list) == ["pending", "new"]
     assert 'aria-current="page">All open' in open_list
@@ -99,8 +107,10 @@ def test_views_api(app: Flask, session: Session, world) -> None:
                           headers=headers)  # fmt: skip
     assert created.status_code == 201 and created.json["shared"] is False
     listed = client.get(url, headers=headers).json["items"]
-    assert [v["name"] for v in listed] == ["My open", "Unassigned", "All open", "Hot"]
-    assert listed[0]["id"] is None and listed[3]["filters"] == {"priority": "urgent"}
+    assert [v["name"] for v in listed] == [
+        "My open", "Unassigned", "All open", "Breaching soon", "Hot",
+    ]  # fmt: skip
+    assert listed[0]["id"] is None and listed[4]["filters"] == {"priority": "urgent"}
     bad = client.post(url, json={"name": "X", "filters": {"sort": "password"}}, headers=headers)
     assert bad.status_code == 422 and "sort" in bad.json["errors"]
     shared = client.post(url, json={"name": "S", "filters": {"q": "a"}, "shared": True},

@@ -81,9 +81,12 @@ LIST_PARAMETERS = [
     _query("assignee", "`me`, `unassigned`, or an agent's email address.", {"type": "string"}),
     _query("tag", "Only tickets with this tag.", {"type": "string", "maxLength": 40}),
     _query("requester", "Only tickets of the requester with this email.", {"type": "string"}),
-    _query("sort", "Order: `updated` (default), `created` (newest), `oldest`, `priority`. "
+    _query("sla", "SLA state: `ok`, `warning`, `breached`, or `none` (no policy applies).",
+           {"type": "string", "enum": ["ok", "warning", "breached", "none"]}),
+    _query("sort", "Order: `updated` (default), `created` (newest), `oldest`, `priority`, "
+           "`due` (soonest SLA due time first; only tickets with an unmet SLA target). "
            "Ignored by `q` searches, which rank by relevance.",
-           {"type": "string", "enum": ["updated", "created", "oldest", "priority"]}),
+           {"type": "string", "enum": ["updated", "created", "oldest", "priority", "due"]}),
     *(
         _query(key, f"Whole days in UTC, inclusive ({key.replace('_', ' ')} this date).",
                {"type": "string", "format": "date"})

@@ -30,7 +30,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 bp.before_request(auth.authenticate)
 
 LIST_PARAMS = (
-    "q", "status", "priority", "assignee", "tag", "requester", "sort", "cursor", "limit",
+    "q", "status", "priority", "assignee", "tag", "requester", "sla", "sort", "cursor", "limit",
     "created_after", "created_before", "updated_after", "updated_before",
 )  # fmt: skip
 STAFF_ONLY_FIELDS = ("requester_email", "requester_name", "priority")

@@ -37,7 +37,7 @@ TICKET: Schema = {
     "type": "object",
     "required": [
         "number", "subject", "status", "priority", "requester", "assignee", "tags",
-        "created_at", "updated_at", "url",
+        "created_at", "updated_at", "url", "sla",
     ],
     "properties": {
         "number": {"type": "integer", "minimum": 1, "description": "Per-organization number."},
@@ -50,6 +50,25 @@ TICKET: Schema = {
         "created_at": DATE_TIME,
         "updated_at": DATE_TIME,
         "url": {"type": "string", "format": "uri", "description": "This ticket in the API."},
+        "sla": ref("TicketSla"),
+    },
+    "additionalProperties": False,
+}  # fmt: skip
+
+_MAYBE_TIME: Schema = {"anyOf": [DATE_TIME, {"type": "null"}]}
+TICKET_SLA: Schema = {
+    "type": "object",
+    "description": "SLA due times (business time of the org's policy for the priority); "
+    "`state` is null when no policy applies. Due times are null once met or without a policy.",
+    "required": ["state", "first_response_due_at", "resolution_due_at", "first_responded_at",
+                 "solved_at", "paused"],
+    "properties": {
+        "state": {"type": ["string", "null"], "enum": ["ok", "warning", "breached", None]},
+        "first_response_due_at": _MAYBE_TIME,
+        "resolution_due_at": _MAYBE_TIME,
+        "first_responded_at": _MAYBE_TIME,
+        "solved_at": _MAYBE_TIME,
+        "paused": {"type": "boolean", "description": "pending/on hold: the clock stands still"},
     },
     "additionalProperties": False,
 }  # fmt: skip
@@ -289,6 +308,7 @@ FILLED: Schema = {
 COMPONENTS: dict[str, Schema] = {
     "Person": PERSON,
     "Ticket": TICKET,
+    "TicketSla": TICKET_SLA,
     "Comment": COMMENT,
     "TicketList": TICKET_LIST,
     "CommentList": COMMENT_LIST,

@@ -41,6 +41,23 @@ def ticket(item: Ticket, org_slug: str) -> dict[str, Any]:
         "created_at": timestamp(item.created_at),
         "updated_at": timestamp(item.updated_at),
         "url": ticket_url(org_slug, item.number),
+        "sla": sla(item),
+    }
+
+
+def _maybe(value: datetime | None) -> str | None:
+    return timestamp(value) if value is not None else None
+
+
+def sla(item: Ticket) -> dict[str, Any]:
+    """The ticket's SLA state and due times."""
+    return {
+        "state": item.sla_state,
+        "first_response_due_at": _maybe(item.first_response_due_at),
+        "resolution_due_at": _maybe(item.resolution_due_at),
+        "first_responded_at": _maybe(item.first_responded_at),
+        "solved_at": _maybe(item.solved_at),
+        "paused": item.sla_paused_at is not None,
     }
 
 
