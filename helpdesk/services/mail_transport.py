@@ -1,0 +1,414 @@
+"""SMTP transport for notification email: parse SMTP_URL, build the message, send it.
+
+Why: the delivery job runs unattended, so every failure has to say what to do next.
+Errors split in two: TransientMailError (refused or timed-out connections, 4xx replies)
+means "retry later"; PermanentMailError (5xx replies, a malformed message, a setup the
+server rejects: wrong login, no STARTTLS, an unverifiable certificate) means "retrying will
+not help". Setup errors count as permanent on purpose: retrying a wrong password gets
+accounts locked, and a TLS failure must never fall back to plain text.
+
+The password lives only in SmtpConfig (kept out of its repr); logs use `redacted()` and
+every error message is scrubbed of it.
+
+Headers are built so that mail cannot be turned against its readers or ourselves: any
+header value with a line break or control character is refused (header injection);
+Auto-Submitted and X-Auto-Response-Suppress stop out-of-office replies from looping back
+into tickets; Message-IDs are stable per notification, so a retried send is recognisable
+as the same message. Message-ID, In-Reply-To and References are written verbatim (folded
+only between ids), because the stdlib folder would RFC 2047-encode a long id and break
+threading in the receiver's client.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import math
+import re
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+from helpdesk.services.validation import normalize_email
+
+SECURITY_MODES = ("none", "starttls", "ssl")
+TIMEOUT_MAX = 300.0
+URL_EXAMPLE = "smtp://user:password@mail.example.com:587?security=starttls"
+_ENCODE_HINT = "percent-encode / ? # @ : in the user name or password (%2F %3F %23 %40 %3A)"
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOMAIN_RE = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
+_MSGID_RE = re.compile(r"<[!-;=?-~]{1,250}@[!-;=?-~]{1,250}>")
+_HEADER_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,75}")
+_UNSAFE_CHARS_RE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+_MANAGED_HEADERS = {
+    "from", "to", "cc", "bcc", "sender", "subject", "date", "message-id", "in-reply-to",
+    "references", "reply-to", "auto-submitted", "x-auto-response-suppress", "mime-version",
+    "content-type", "content-transfer-encoding",
+}  # fmt: skip
+_POLICY = email.policy.SMTP.clone(refold_source="none")
+_REPLY_MAX = 200
+
+
+class MailConfigError(ValueError):
+    """The mail setup (SMTP_URL and friends) is unusable; the message says how to fix it."""
+
+
+class TransientMailError(Exception):
+    """Sending failed for now (connection trouble, 4xx reply): retry later."""
+
+
+class PermanentMailError(Exception):
+    """Sending cannot succeed as is (5xx reply, malformed message, rejected setup)."""
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    username: str | None
+    password: str | None = field(repr=False)
+    security: str  # "none" | "starttls" | "ssl"
+    timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.host:
+            raise MailConfigError("SMTP host is empty; set SMTP_URL like " + URL_EXAMPLE)
+        if self.security not in SECURITY_MODES:
+            raise MailConfigError(f"SMTP security must be one of: {', '.join(SECURITY_MODES)}")
+        if not 1 <= self.port <= 65535:
+            raise MailConfigError("SMTP port must be a number from 1 to 65535")
+        if not (math.isfinite(self.timeout) and 0 < self.timeout <= TIMEOUT_MAX):
+            raise MailConfigError(f"SMTP timeout must be seconds above 0, at most {TIMEOUT_MAX:g}")
+        if (self.username is None) != (self.password is None):
+            raise MailConfigError("SMTP login needs both a user name and a password")
+        if not f"{self.username or ''}{self.password or ''}".isascii():
+            raise MailConfigError(
+                "SMTP user name and password must be ASCII (smtplib sends no other)"
+            )
+
+    def redacted(self) -> str:
+        """Return the settings as an SMTP URL with the password replaced by ***."""
+        auth = ""
+        if self.username is not None:
+            auth = quote(self.username, safe="") + ":***@"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        if self.security == "ssl":
+            return f"smtps://{auth}{host}:{self.port}?timeout={self.timeout:g}"
+        query = f"security={self.security}&timeout={self.timeout:g}"
+        return f"smtp://{auth}{host}:{self.port}?{query}"
+
+
+def parse_smtp_url(url: str) -> SmtpConfig:
+    """Parse smtp://[user:pass@]host[:port][?security=starttls|none&timeout=10] or smtps://."""
+    if not isinstance(url, str) or not url.strip():
+        raise MailConfigError(f"SMTP_URL is empty; set it like {URL_EXAMPLE}")
+    raw = url.strip()
+    if _UNSAFE_CHARS_RE.search(raw) or " " in raw:
+        raise MailConfigError(f"SMTP_URL contains spaces or control characters; {_ENCODE_HINT}")
+    parts = urlsplit(raw)
+    scheme = parts.scheme.lower()
+    if scheme not in ("smtp", "smtps") or not raw[len(scheme) :].startswith("://"):
+        raise MailConfigError(f"SMTP_URL must start with smtp:// or smtps://, like {URL_EXAMPLE}")
+    if parts.path not in ("", "/") or parts.fragment or raw.endswith("#"):
+        raise MailConfigError(f"SMTP_URL must not have a path or #fragment; {_ENCODE_HINT}")
+    host = _parse_host(parts.hostname)
+    options = _parse_options(parts.query)
+    security = _parse_security(scheme, options.get("security"))
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise MailConfigError(f"SMTP_URL port must be a number from 1 to 65535; {_ENCODE_HINT}")
+    username, password = _parse_login(parts.username, parts.password)
+    return SmtpConfig(
+        host=host,
+        port=port or (465 if security == "ssl" else 25),
+        username=username,
+        password=password,
+        security=security,
+        timeout=_parse_timeout(options.get("timeout")),
+    )
+
+
+def _parse_host(hostname: str | None) -> str:
+    if not hostname:
+        raise MailConfigError(f"SMTP_URL has no host; set it like {URL_EXAMPLE}")
+    if not (_DOMAIN_RE.fullmatch(hostname) or re.fullmatch(r"[0-9a-f:.]+", hostname)):
+        raise MailConfigError(f"SMTP_URL host is not a valid host name; {_ENCODE_HINT}")
+    return hostname
+
+
+def _parse_options(query: str) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key not in ("security", "timeout"):
+            # Show the name only when it cannot be a piece of a password cut at '?'.
+            shown = f" {key!r}" if re.fullmatch(r"[A-Za-z_]{1,30}", key) else ""
+            hint = "" if shown else f" ({_ENCODE_HINT})"
+            raise MailConfigError(
+                f"SMTP_URL has an unknown option{shown}; the options are security and timeout"
+                + hint
+            )
+        if key in options:
+            raise MailConfigError(f"SMTP_URL sets {key} twice; keep one")
+        options[key] = value
+    return options
+
+
+def _parse_security(scheme: str, value: str | None) -> str:
+    mode = (value or "").strip().lower()
+    if scheme == "smtps":
+        if mode not in ("", "ssl"):
+            raise MailConfigError(
+                "smtps:// always uses implicit TLS; drop ?security= or use "
+                "smtp://host:587?security=starttls"
+            )
+        return "ssl"
+    if not mode:
+        return "none"
+    if mode not in SECURITY_MODES:
+        raise MailConfigError(
+            "SMTP_URL security must be none or starttls (use smtps:// for implicit TLS on 465)"
+        )
+    return mode
+
+
+def _parse_login(user: str | None, password: str | None) -> tuple[str | None, str | None]:
+    name = unquote(user) if user else None
+    secret = unquote(password) if password is not None else None
+    if name is None and secret:
+        raise MailConfigError("SMTP_URL has a password but no user name: smtp://user:pass@host")
+    if name is not None and not secret:
+        raise MailConfigError(
+            f"SMTP_URL has the user name {name!r} but no password; write it as "
+            f"smtp://{quote(name, safe='')}:PASSWORD@host (is a variable in it unset?)"
+        )
+    return name, secret
+
+
+def _parse_timeout(value: str | None) -> float:
+    if value is None:
+        return 10.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and 0 < seconds <= TIMEOUT_MAX):
+        raise MailConfigError(
+            f"SMTP_URL timeout must be a number of seconds above 0, at most {TIMEOUT_MAX:g}"
+        )
+    return seconds
+
+
+def make_message_id(kind: str, ident: str | int, domain: str) -> str:
+    """Return the stable Message-ID <helpdesk.{kind}.{ident}@{domain}> for one notification."""
+    if isinstance(ident, bool) or not isinstance(ident, str | int):
+        raise ValueError("Message-ID ident must be text or a whole number")
+    _require_token("Message-ID kind", kind)
+    _require_token("Message-ID ident", str(ident))
+    return f"<helpdesk.{kind}.{ident}@{_require_domain(domain)}>"
+
+
+def ticket_thread_id(org_slug: str, ticket_number: int, domain: str) -> str:
+    """Return the thread root id <helpdesk.ticket.{org}.{number}@{domain}> for a ticket."""
+    _require_token("organization slug", org_slug)
+    if isinstance(ticket_number, bool) or not isinstance(ticket_number, int) or ticket_number < 1:
+        raise ValueError("ticket number must be a whole number from 1 up")
+    return f"<helpdesk.ticket.{org_slug}.{ticket_number}@{_require_domain(domain)}>"
+
+
+def _require_token(what: str, value: object) -> None:
+    if not isinstance(value, str) or not _TOKEN_RE.fullmatch(value):
+        raise ValueError(f"{what} must be 1-64 letters, digits, '-' or '_' (got {value!r})")
+
+
+def _require_domain(domain: object) -> str:
+    if not isinstance(domain, str) or not _DOMAIN_RE.fullmatch(domain):
+        raise ValueError(f"mail domain must be a host name like example.com (got {domain!r})")
+    return domain.lower()
+
+
+@dataclass
+class OutgoingMail:
+    to: list[str]
+    subject: str
+    text: str
+    html: str | None
+    from_addr: str
+    from_name: str
+    message_id: str
+    in_reply_to: str | None = None
+    references: list[str] = field(default_factory=list)
+    reply_to: str | None = None
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+
+def build_message(mail: OutgoingMail) -> EmailMessage:
+    """Build the MIME message (text, plus html as an alternative) with threading headers."""
+    if not mail.to:
+        raise ValueError("the message has no recipients; add at least one 'to' address")
+    for addr in mail.to:
+        _require_address("to", addr)
+    message = EmailMessage(policy=_POLICY)
+    message["From"] = Address(
+        display_name=_single_line("From name", mail.from_name),
+        addr_spec=_require_address("From", mail.from_addr),
+    )
+    message["To"] = ", ".join(mail.to)
+    if mail.reply_to is not None:
+        message["Reply-To"] = _require_address("Reply-To", mail.reply_to)
+    message["Subject"] = _single_line("Subject", mail.subject)
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message.set_raw("Message-ID", _require_msgid("Message-ID", mail.message_id))
+    if mail.in_reply_to is not None:
+        message.set_raw("In-Reply-To", _require_msgid("In-Reply-To", mail.in_reply_to))
+    if mail.references:
+        ids = [_require_msgid("References", ref) for ref in mail.references]
+        message.set_raw("References", "\n ".join(ids))  # folded between ids, never inside
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Auto-Response-Suppress"] = "All"
+    for name, value in mail.extra_headers.items():
+        if not isinstance(name, str) or not _HEADER_NAME_RE.fullmatch(name):
+            raise ValueError(f"extra header name {name!r} must be letters, digits and '-'")
+        if name.lower() in _MANAGED_HEADERS:
+            raise ValueError(f"set {name} through the OutgoingMail fields, not extra_headers")
+        message[name] = _single_line(f"header {name}", value)
+    if not isinstance(mail.text, str) or not mail.text.strip():
+        raise ValueError("the message needs a plain-text body")
+    message.set_content(mail.text)
+    if mail.html is not None:
+        message.add_alternative(mail.html, subtype="html")
+    return message
+
+
+def _single_line(what: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be text")
+    if _UNSAFE_CHARS_RE.search(value):
+        raise ValueError(f"{what} contains a line break or control character; use one line")
+    return value
+
+
+def _require_address(what: str, value: object) -> str:
+    text = _single_line(f"{what} address", value)
+    if normalize_email(text) is None:
+        raise ValueError(f"{what} address {text!r} is not a valid email address")
+    return text
+
+
+def _require_msgid(what: str, value: object) -> str:
+    text = _single_line(what, value)
+    if not _MSGID_RE.fullmatch(text):
+        raise ValueError(f"{what} {text!r} is not a message id like <local@example.com>")
+    return text
+
+
+def send_mail(config: SmtpConfig, mail: OutgoingMail) -> None:
+    """Deliver one message; raise TransientMailError (retry) or PermanentMailError (don't)."""
+    try:
+        message = build_message(mail)
+    except ValueError as exc:
+        raise PermanentMailError(f"message not sent, it is malformed: {exc}") from exc
+    server = f"{config.host}:{config.port}"
+    step = f"connecting to {server}"
+    smtp: smtplib.SMTP | None = None
+    try:
+        context = ssl.create_default_context()
+        if config.security == "ssl":
+            smtp = smtplib.SMTP_SSL(
+                config.host, config.port, timeout=config.timeout, context=context
+            )
+        else:
+            smtp = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
+        if config.security == "starttls":
+            step = f"starting TLS with {server}"
+            smtp.starttls(context=context)
+        if config.username is not None and config.password is not None:
+            step = f"logging in to {server} as {config.username!r}"
+            smtp.login(config.username, config.password)
+        step = f"sending through {server}"
+        refused = smtp.send_message(message, from_addr=mail.from_addr, to_addrs=mail.to)
+    except (smtplib.SMTPException, OSError) as exc:
+        raise _classify(exc, step, config) from exc
+    finally:
+        if smtp is not None:
+            _quit(smtp)
+    if refused:
+        raise _refused(refused, step, config, some_accepted=True)
+
+
+def _quit(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
+
+
+def _classify(exc: BaseException, step: str, config: SmtpConfig) -> Exception:
+    """Turn an smtplib or socket error into a Transient/PermanentMailError with a short text."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return _refused(exc.recipients, step, config, some_accepted=False)
+    if isinstance(exc, smtplib.SMTPAuthenticationError) and exc.smtp_code >= 500:
+        text = f"{step}: login refused ({_reply(exc.smtp_code, exc.smtp_error)})"
+        hint = "; check the user name and password in SMTP_URL"
+        return PermanentMailError(_scrub(text + hint, config))
+    if isinstance(exc, smtplib.SMTPResponseException):
+        text = f"{step}: server replied {_reply(exc.smtp_code, exc.smtp_error)}"
+        error = PermanentMailError if 500 <= exc.smtp_code < 600 else TransientMailError
+        return error(_scrub(text, config))
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        starttls = step.startswith("starting TLS")
+        hint = "fix security= in SMTP_URL or the server setup" if starttls else "not retrying"
+        return PermanentMailError(_scrub(f"{step}: {str(exc).rstrip('.')}; {hint}", config))
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        reason = exc.verify_message or exc.reason or "unknown reason"
+        text = f"{step}: the server's TLS certificate is not trusted ({reason})"
+        return PermanentMailError(_scrub(text, config))
+    if isinstance(exc, ssl.SSLError):
+        hint = "; check the port and security (465 is smtps://, 587 is ?security=starttls)"
+        return PermanentMailError(_scrub(f"{step}: TLS failed ({exc.reason}){hint}", config))
+    return TransientMailError(_scrub(f"{step}: {_describe(exc, config)}", config))
+
+
+def _describe(exc: BaseException, config: SmtpConfig) -> str:
+    if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
+        return f"no answer within {config.timeout:g} seconds"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is the mail server running and the port right?)"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host name {config.host!r}"
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return "the server closed the connection"
+    return (getattr(exc, "strerror", None) or str(exc) or type(exc).__name__)[:_REPLY_MAX]
+
+
+def _refused(
+    recipients: dict[str, tuple[int, bytes]], step: str, config: SmtpConfig, some_accepted: bool
+) -> Exception:
+    """Describe refused recipients; transient when any refusal is a 4xx (worth a retry)."""
+    details = "; ".join(f"{addr} ({_reply(*answer)})" for addr, answer in recipients.items())
+    prefix = "delivered to the others but refused" if some_accepted else "all recipients refused"
+    text = _scrub(f"{step}: {prefix}: {details}", config)
+    if any(400 <= code < 500 for code, _ in recipients.values()):
+        return TransientMailError(text)
+    return PermanentMailError(text)
+
+
+def _reply(code: int, reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+    return f"{code} {' '.join(text.split())}"[:_REPLY_MAX]
+
+
+def _scrub(text: str, config: SmtpConfig) -> str:
+    """Remove the password (plain or percent-encoded) from a message meant for logs."""
+    if config.password:
+        for form in {config.password, quote(config.password, safe="")}:
+            text = text.replace(form, "***")
+    return text
