@@ -65,7 +65,10 @@ def _list(org_slug: str, args: dict[str, str], **extra: Any) -> Response:
     status = 422 if errors or extra.get("view_errors") else 200
     ctx = {"view_errors": {}, "view_name": "", "current_filters": current, **extra}
     views_list = views.list_views(session, member)
-    counts = [None] * len(views_list) if is_htmx() else views.view_counts(session, member, views_list)
+    fragment = is_htmx()  # rows only: the view counters are not re-counted
+    counts = (
+        [None] * len(views_list) if fragment else views.view_counts(session, member, views_list)
+    )
     return render(
         "tickets/list.html", block=block, status=status, page=page, args=args, errors=errors,
         next_url=next_url, views=list(zip(views_list, counts, strict=True)),
