@@ -16,7 +16,7 @@ from helpdesk.htmx import is_htmx, render, trigger
 from helpdesk.models import BODY_MAX, Channel, Priority, Status
 from helpdesk.rendering import render_markdown
 from helpdesk.services import bulk as bulk_service
-from helpdesk.services import canned, ordering, orgs, presence, queries, tickets, views
+from helpdesk.services import canned, ordering, orgs, presence, queries, sla_view, tickets, views
 from helpdesk.services.errors import Conflict, ValidationError
 from helpdesk.services.permissions import load_ticket
 from helpdesk.services.validation import positive_int
@@ -125,6 +125,7 @@ def _detail(number: int, status: int = 200, block: str | None = None, **extra: A
         "comments": queries.conversation(session, member, ticket),
         "events": queries.history(session, ticket) if member.is_staff else [],
         "others": queries.requester_tickets(session, ticket) if member.is_staff else [],
+        "sla_timeline": sla_view.timeline(session, ticket) if member.is_staff else [],
         "canned": canned.list_canned(session, member),
         "reply": {"body": "", "internal": False},
         "reply_errors": {},
