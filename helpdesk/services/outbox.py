@@ -27,7 +27,10 @@ def emit(
     actor_id: int | None = None,
     payload: dict[str, Any] | None = None,
 ) -> OutboxEvent:
-    """Add an outbox event to the session and queue its dispatch for after the commit."""
+    """Add an outbox event to the session and queue its dispatch for after the commit.
+
+    The event's id exists once the session flushes (at the latest, at commit).
+    """
     data = dict(payload or {})
     if ticket is not None:
         data.setdefault("number", ticket.number)
@@ -40,7 +43,6 @@ def emit(
         request_id=tasks.correlation_id(),
         created_at=utcnow(),
     )
-    session.add(event)
-    session.flush()
-    tasks.after_commit(session, DISPATCH_JOB, org_id, event.id, queue="notify")
+    session.add(event)  # no flush here: a sweep adds hundreds, inserted in one batch
+    tasks.after_commit(session, DISPATCH_JOB, org_id, lambda: event.id, queue="notify")
     return event

@@ -246,7 +246,12 @@ def _policy(session: Session, org_id: int, priority: str) -> SlaPolicy | None:
 
 
 def _lock(session: Session, ticket: Ticket) -> None:
-    """Lock the ticket row and re-read its SLA columns (a sweep may have just written them)."""
+    """Lock the ticket row and re-read its SLA columns (a sweep may have just written them).
+
+    Pending changes are flushed first: a refresh would otherwise discard what this same
+    transaction set a moment ago (the first response, then a status change in one reply).
+    """
+    session.flush()
     session.refresh(ticket, attribute_names=SLA_FIELDS, with_for_update=True)
 
 

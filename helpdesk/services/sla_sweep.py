@@ -194,13 +194,14 @@ def _insert_events(
     ]
     if not rows:
         return set()
+    # Parameters passed separately (executemany with RETURNING), not baked into .values():
+    # the statement compiles once and is cached, whatever the batch size.
     stmt = (
         insert(SlaEvent)
-        .values(rows)
         .on_conflict_do_nothing()
         .returning(SlaEvent.ticket_id, SlaEvent.target, SlaEvent.level)
     )
-    return {(ticket_id, target, level) for ticket_id, target, level in session.execute(stmt)}
+    return {(ticket_id, target, level) for ticket_id, target, level in session.execute(stmt, rows)}
 
 
 def _announce(session: Session, ticket: Ticket, new: list[Threshold]) -> int:
