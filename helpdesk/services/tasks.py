@@ -110,8 +110,8 @@ def _enqueue_pending(session: Session) -> None:
                 )
                 pipe.execute()
         except RedisError as exc:  # the relay re-dispatches what is left behind
-            log.warning("enqueue_failed queue=%s jobs=%d error=%s", name, len(batch),
-                        type(exc).__name__)  # fmt: skip
+            log.warning("enqueue_failed job=%s queue=%s jobs=%d error=%s", batch[0].name, name,
+                        len(batch), type(exc).__name__)  # fmt: skip
 
 
 def _drop_pending(session: Session) -> None:
