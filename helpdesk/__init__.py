@@ -66,13 +66,15 @@ def _init_login(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from helpdesk.blueprints.admin import bp as admin_bp
     from helpdesk.blueprints.api import bp as api_bp
     from helpdesk.blueprints.auth import bp as auth_bp
     from helpdesk.blueprints.canned import bp as canned_bp
     from helpdesk.blueprints.ops import bp as ops_bp
+    from helpdesk.blueprints.ops import rq_bp as ops_rq_bp
     from helpdesk.blueprints.profile import bp as profile_bp
     from helpdesk.blueprints.tickets import bp as tickets_bp
 
-    for bp in (auth_bp, ops_bp, tickets_bp, profile_bp, canned_bp, api_bp):
+    for bp in (auth_bp, ops_bp, ops_rq_bp, tickets_bp, profile_bp, canned_bp, admin_bp, api_bp):
         app.register_blueprint(bp)
     csrf.exempt(api_bp)  # bearer tokens only, never cookies: no ambient authority to forge

@@ -5,6 +5,7 @@ Every setting is listed in `.env.example` with a safe development default.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,6 +109,13 @@ class Settings:
             raise ConfigError("SMTP_URL must start with smtp:// or smtps://")
         if "@" not in self.mail_from:
             raise ConfigError("MAIL_FROM must be an email address")
+        for spec in filter(None, (x.strip() for x in self.webhook_allowed_networks.split(","))):
+            try:
+                ipaddress.ip_network(spec, strict=False)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"WEBHOOK_ALLOWED_NETWORKS: {spec!r} is not a network like 127.0.0.0/8"
+                ) from exc
         if not 1 <= self.webhook_timeout <= 60:
             raise ConfigError("WEBHOOK_TIMEOUT must be between 1 and 60 seconds")
 

@@ -173,6 +173,9 @@ class NotificationPreference(OrgScoped, Base):
     events: Mapped[list[str]] = mapped_column(ARRAY(Text))
     mode: Mapped[str] = mapped_column(String(16), default=NotificationMode.IMMEDIATE.value)
     digest_minutes: Mapped[int] = mapped_column(default=60, server_default="60")
+    # False: only tickets that concern the member (assigned to them; for admins also SLA
+    # alerts on unassigned tickets and infected files). True: every ticket of the org.
+    watch_all: Mapped[bool] = mapped_column(default=False, server_default="false")
     last_digest_at: Mapped[datetime | None]
 
 

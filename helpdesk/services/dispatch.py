@@ -130,7 +130,11 @@ def email_recipients(session: Session, event: OutboxEvent, ticket: Ticket | None
         if pref is None:
             if user_id in defaults:
                 chosen[user_id] = NotificationMode.IMMEDIATE.value
-        elif event.kind in pref.events and pref.mode != NotificationMode.OFF:
+        elif (
+            (user_id in defaults or pref.watch_all)
+            and event.kind in pref.events
+            and pref.mode != NotificationMode.OFF
+        ):
             chosen[user_id] = pref.mode
     if event.actor_id is not None:
         chosen.pop(event.actor_id, None)

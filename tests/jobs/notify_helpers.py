@@ -277,12 +277,22 @@ def add_endpoint(
 
 
 def set_preference(
-    session: Session, org: Organization, user: User, events: list[str], mode: str, minutes: int = 60
+    session: Session,
+    org: Organization,
+    user: User,
+    events: list[str],
+    mode: str,
+    minutes: int = 60,
+    watch_all: bool = True,
 ) -> None:
     with tenant_scope(session, org.id):
         session.add(
             NotificationPreference(
-                user_id=user.id, events=events, mode=mode, digest_minutes=minutes
+                user_id=user.id,
+                events=events,
+                mode=mode,
+                digest_minutes=minutes,
+                watch_all=watch_all,
             )
         )
         session.commit()

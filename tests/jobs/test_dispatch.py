@@ -177,3 +177,23 @@ def test_dispatch_of_an_unknown_event_id_does_nothing(session: Session, world) -
     notify.dispatch(alpha["org"].id, beta_event.id)  # another org's event is invisible here
     assert all_deliveries(session) == []
     assert events_of(session)[-1].dispatched_at is None
+
+
+def test_preferences_without_watch_all_only_filter_what_concerns_the_member(
+    session: Session, world
+) -> None:
+    """A saved row that does not watch the org keeps the defaults' reach, filtered by kind."""
+    alpha = world["alpha"]
+    bystander = make_member(session, alpha["org"])
+    set_preference(session, alpha["org"], bystander.user, ["ticket.created"], "immediate",
+                   watch_all=False)  # fmt: skip
+    set_preference(session, alpha["org"], alpha["agent"].user, ["ticket.updated"], "digest",
+                   watch_all=False)  # fmt: skip
+    make_ticket(session, alpha["org"], alpha["admin"], alpha["requester"].user)
+    created = events_of(session, "ticket.created")[-1]
+    with tenant_scope(session, alpha["org"].id):
+        dispatching.dispatch_event(session, session.get(OutboxEvent, created.id))
+    targets = by_target(all_deliveries(session, event_id=created.id))
+    assert user_target(bystander) not in targets  # not assigned: not their business
+    _assigned_ticket(session, alpha)
+    assert _dispatch_last(session, alpha["org"].id) == {user_target(alpha["agent"]): "digest"}

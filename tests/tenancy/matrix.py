@@ -27,10 +27,28 @@ NOT_ORG_DATA = {
     "auth.logout": "/logout",
     "ops.healthz": "/healthz",
     "ops.readyz": "/readyz",
+    "ops.metrics": "/metrics",
+    "ops_rq.index": "/ops/rq/",
+    "ops_rq.page": "/ops/rq/<path:subpath>",
     "api.openapi_document": "/api/v1/openapi.json",
 }
 NOT_EXERCISED_METHODS = {"HEAD", "OPTIONS"}
 MISSING_SLUG = "no-such-org"
+
+# A public address (no DNS lookup needed) that the webhook SSRF guard accepts.
+PUBLIC_HOOK_URL = "https://93.184.215.14/matrix-hook"
+
+# Admin-only routes: agents and requesters of the org get 403 (a role check, made before
+# any object is looked up); everything else about them is tested like any other route.
+ADMIN_ONLY_PREFIXES = (
+    "/o/<org_slug>/admin/",
+    "/api/v1/orgs/<org_slug>/sla-policies",
+    "/api/v1/orgs/<org_slug>/calendars",
+    "/api/v1/orgs/<org_slug>/webhooks",
+    "/api/v1/orgs/<org_slug>/deliveries",
+)
+# Path arguments that name a fixed key (a priority), not an object that belongs to an org.
+KEY_ARGS = {"org_slug", "priority"}
 
 # A valid body for every state-changing (method, endpoint): the gate, not validation,
 # must be what refuses a request. A new mutating route needs an entry here.
@@ -53,6 +71,37 @@ WEB_FORMS: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "tickets.insert_canned"): {"body": "draft", "canned_id": ""},
     ("POST", "canned.create"): {"title": "matrix canned", "body": "Hi {requester_name}"},
     ("POST", "canned.delete"): {},
+    ("POST", "profile.save_notifications"): {
+        "events": "sla.breached",
+        "mode": "digest",
+        "digest_minutes": "30",
+    },
+    ("POST", "admin.save_policy"): {
+        "first_response_minutes": "60",
+        "resolution_minutes": "480",
+        "calendar": "24x7",
+        "warn_at_percent": "75, 90",
+        "warn_before_minutes": "30",
+    },
+    ("POST", "admin.delete_policy"): {},
+    ("POST", "admin.create_calendar"): {
+        "name": "matrix calendar",
+        "timezone": "Europe/Berlin",
+        "hours_mon": "09:00-17:00",
+        "holidays": "2030-12-25",
+    },
+    ("POST", "admin.update_calendar"): {
+        "name": "matrix calendar renamed",
+        "timezone": "UTC",
+        "hours_tue": "08:00-16:00",
+    },
+    ("POST", "admin.delete_calendar"): {},
+    ("POST", "admin.create_webhook"): {"url": PUBLIC_HOOK_URL, "events": "ticket.created"},
+    ("POST", "admin.update_webhook"): {"url": PUBLIC_HOOK_URL, "events": "*", "active": "1"},
+    ("POST", "admin.rotate_webhook_secret"): {},
+    ("POST", "admin.enable_webhook"): {},
+    ("POST", "admin.delete_webhook"): {},
+    ("POST", "admin.redeliver"): {},
 }
 API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "api.create_ticket"): {
@@ -65,6 +114,22 @@ API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "api.bulk_update"): {"numbers": [1], "priority": "urgent"},
     ("POST", "api.create_view"): {"name": "matrix api view", "filters": {"status": "open"}},
     ("POST", "api.create_canned"): {"title": "matrix api canned", "body": "Hi"},
+    ("PUT", "api.put_sla_policy"): {
+        "first_response_minutes": 60,
+        "resolution_minutes": 480,
+        "calendar": "24x7",
+        "warn_at_percent": [75],
+    },
+    ("POST", "api.create_calendar"): {
+        "name": "matrix api calendar",
+        "timezone": "UTC",
+        "hours": {"mon": [["09:00", "17:00"]]},
+    },
+    ("PATCH", "api.patch_calendar"): {"name": "matrix api calendar renamed"},
+    ("POST", "api.create_webhook"): {"url": PUBLIC_HOOK_URL, "events": ["*"]},
+    ("PATCH", "api.patch_webhook"): {"description": "matrix api"},
+    ("POST", "api.rotate_webhook_secret"): {},
+    ("POST", "api.redeliver_delivery"): {},
 }
 
 # Text that exists only in beta (or only on another alpha requester's ticket).
@@ -95,7 +160,11 @@ class Case:
 
     @property
     def object_args(self) -> list[str]:
-        return sorted(set(self.rule.arguments) - {"org_slug"})
+        return sorted(set(self.rule.arguments) - KEY_ARGS)
+
+    @property
+    def admin_only(self) -> bool:
+        return self.rule.rule.startswith(ADMIN_ONLY_PREFIXES)
 
     @property
     def label(self) -> str:
@@ -121,11 +190,19 @@ def inventory(app: Flask) -> tuple[list[Case], list[str]]:
 
 
 def targets(
-    org_slug: str, number: int, token_id: int, view_id: int, canned_id: int
+    org_slug: str,
+    number: int,
+    token_id: int,
+    view_id: int,
+    canned_id: int,
+    admin_ids: dict[str, int],
 ) -> dict[str, Any]:
-    """The id table: a value for every path argument. A new argument must be added here."""
+    """The id table: a value for every path argument. A new argument must be added here.
+
+    admin_ids holds calendar_id, webhook_id and delivery_id.
+    """
     return {"org_slug": org_slug, "number": number, "token_id": token_id, "view_id": view_id,
-            "canned_id": canned_id}  # fmt: skip
+            "canned_id": canned_id, "priority": "high", **admin_ids}  # fmt: skip
 
 
 def build_url(app: Flask, case: Case, values: dict[str, Any]) -> str:
@@ -174,6 +251,7 @@ class Matrix:
     session: Session
     cases: list[Case]
     alpha_agent: Actor
+    alpha_admin: Actor
     alpha_requester: Actor
     dual: Actor
     anonymous: Actor
@@ -181,6 +259,10 @@ class Matrix:
     api_headers: dict[str, dict[str, str]]
     failures: list[str] = field(default_factory=list)
     exercised: int = 0
+
+    def staff(self, case: Case) -> Actor:
+        """Alpha's staff member who may use the route in their own org (admin or agent)."""
+        return self.alpha_admin if case.admin_only else self.alpha_agent
 
     def send(
         self,
@@ -295,6 +377,10 @@ def is_401(case: Case, response: TestResponse) -> str | None:
     if not response.headers.get("WWW-Authenticate", "").startswith("Bearer"):
         return "401 without a Bearer WWW-Authenticate challenge"
     return None
+
+
+def is_403(case: Case, response: TestResponse) -> str | None:
+    return None if response.status_code == 403 else "expected 403 (admins only)"
 
 
 def succeeds(case: Case, response: TestResponse) -> str | None:

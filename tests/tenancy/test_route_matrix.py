@@ -12,6 +12,8 @@ the method and rule:
 * B — the caller's own slug with ids that exist only in the other org: 404.
 * C — a requester asking for another requester's objects in the same org: 404.
 * D — no login / no usable token: the web redirects to /login, the API answers 401.
+* E — agents and requesters on admin-only routes (SLA, calendars, webhooks, deliveries):
+  403, whatever the ids.
 * control — the very same requests (bodies, CSRF, URLs) succeed in the caller's own org,
   so the 404s above come from the gate and not from a malformed request.
 
@@ -30,8 +32,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from helpdesk.db import utcnow
-from helpdesk.models import Comment, Role, Ticket
-from helpdesk.services import api_tokens, canned, tickets, views
+from helpdesk.models import Comment, Delivery, OutboxEvent, Role, Ticket
+from helpdesk.services import api_tokens, canned, sla_admin, tickets, views, webhooks
 from helpdesk.tenancy import tenant_scope, unscoped
 from tests.browser import Browser, as_user
 from tests.factories import make_member, make_ticket
@@ -40,6 +42,7 @@ from tests.tenancy.matrix import (
     MISSING_SLUG,
     NOT_EXERCISED_METHODS,
     OTHER_REQUESTER_MARKERS,
+    PUBLIC_HOOK_URL,
     Actor,
     Matrix,
     MatrixGap,
@@ -47,6 +50,7 @@ from tests.tenancy.matrix import (
     build_url,
     inventory,
     is_401,
+    is_403,
     is_404,
     is_gate_404,
     normalized,
@@ -95,12 +99,13 @@ def matrix(app: Flask, session: Session, world: dict[str, Any], password: str) -
         )
         tickets.add_comment(session, beta["agent"], 2, "beta-secret-note", internal=True)
 
-    # A user who is an agent in both orgs: their alpha token and alpha session must
+    # A user who is an admin in both orgs: their alpha token and alpha session must
     # still never reach beta's rows through alpha's URLs, nor beta's URLs with the token.
-    dual_alpha = make_member(session, alpha["org"], Role.AGENT, "dual@shared.test")
-    dual_beta = make_member(session, beta["org"], Role.AGENT, "dual@shared.test")
+    dual_alpha = make_member(session, alpha["org"], Role.ADMIN, "dual@shared.test")
+    dual_beta = make_member(session, beta["org"], Role.ADMIN, "dual@shared.test")
 
     agent_token, agent_headers = bearer(session, alpha["agent"], "alpha agent token")
+    _, admin_headers = bearer(session, alpha["admin"], "alpha admin token")
     spare_token, _ = bearer(session, alpha["agent"], "alpha spare token")
     _, requester_headers = bearer(session, alpha["requester"], "alpha requester token")
     _, dual_headers = bearer(session, dual_alpha, "dual alpha token")
@@ -127,6 +132,15 @@ def matrix(app: Flask, session: Session, world: dict[str, Any], password: str) -
     with tenant_scope(session, beta["org"].id):
         beta_canned = canned.create_canned(session, beta["agent"], "beta-secret", "Hey").id
 
+    alpha_admin_ids = admin_objects(session, alpha["org"], alpha["admin"], "alpha")
+    spare_web_ids = admin_objects(session, alpha["org"], alpha["admin"], "spare web")
+    spare_api_ids = admin_objects(session, alpha["org"], alpha["admin"], "spare api")
+    beta_admin_ids = admin_objects(session, beta["org"], beta["admin"], "beta-secret")
+    with tenant_scope(session, alpha["org"].id):  # policies to delete: web "low", API "normal"
+        for priority in ("low", "normal"):
+            policy = sla_admin.PolicyInput(30, 60, "24x7", [75])
+            sla_admin.save_policy(session, alpha["admin"], priority, policy, utcnow())
+
     with unscoped(session):
         numbers = session.execute(select(Ticket.org_id, Ticket.number)).all()
     assert (alpha["org"].id, 3) not in numbers and (beta["org"].id, 3) in numbers
@@ -139,6 +153,7 @@ def matrix(app: Flask, session: Session, world: dict[str, Any], password: str) -
         session=session,
         cases=cases,
         alpha_agent=Actor("alpha agent", as_user(app, "agent@alpha.test", password), agent_headers),
+        alpha_admin=Actor("alpha admin", as_user(app, "admin@alpha.test", password), admin_headers),
         alpha_requester=Actor(
             "alpha requester", as_user(app, "requester@alpha.test", password), requester_headers
         ),
@@ -147,17 +162,33 @@ def matrix(app: Flask, session: Session, world: dict[str, Any], password: str) -
         ),
         anonymous=Actor("anonymous", Browser(app.test_client())),
         ids={
-            "beta real": targets("beta", 1, beta_token, beta_view, beta_canned),
-            "beta real (dual)": targets("beta", 1, dual_beta_token, beta_view, beta_canned),
-            "beta-only ids": targets("alpha", 3, beta_token, beta_view, beta_canned),
-            "beta-only ids (dual)": targets("alpha", 3, dual_beta_token, beta_view, beta_canned),
-            "other requester": targets("alpha", 2, agent_token, agent_view, agent_canned),
-            "alpha real": targets("alpha", 1, agent_token, agent_view, agent_canned),
+            "beta real": targets("beta", 1, beta_token, beta_view, beta_canned, beta_admin_ids),
+            "beta real (dual)": targets(
+                "beta", 1, dual_beta_token, beta_view, beta_canned, beta_admin_ids
+            ),
+            "beta-only ids": targets(
+                "alpha", 3, beta_token, beta_view, beta_canned, beta_admin_ids
+            ),
+            "beta-only ids (dual)": targets(
+                "alpha", 3, dual_beta_token, beta_view, beta_canned, beta_admin_ids
+            ),
+            "other requester": targets(
+                "alpha", 2, agent_token, agent_view, agent_canned, alpha_admin_ids
+            ),
+            "alpha real": targets(
+                "alpha", 1, agent_token, agent_view, agent_canned, alpha_admin_ids
+            ),
             "alpha own": {
-                **targets("alpha", 1, spare_token, spare_view, spare_canned),
+                **targets("alpha", 1, spare_token, spare_view, spare_canned, alpha_admin_ids),
                 "view_id@api.delete_view": spare_api,
                 "canned_id@api.delete_canned": spare_api_canned,
                 "canned_id@api.fill_canned": agent_canned,  # spare_canned is deleted first
+                "priority@admin.delete_policy": "low",
+                "priority@api.delete_sla_policy": "normal",
+                "calendar_id@admin.delete_calendar": spare_web_ids["calendar_id"],
+                "calendar_id@api.delete_calendar": spare_api_ids["calendar_id"],
+                "webhook_id@admin.delete_webhook": spare_web_ids["webhook_id"],
+                "webhook_id@api.delete_webhook": spare_api_ids["webhook_id"],
             },
         },
         api_headers={
@@ -168,6 +199,28 @@ def matrix(app: Flask, session: Session, world: dict[str, Any], password: str) -
             "expired token": expired_headers,
         },
     )
+
+
+def admin_objects(session: Session, org: Any, admin: Any, label: str) -> dict[str, int]:
+    """A business calendar, a webhook and a dead delivery to it (for ticket #1) in org."""
+    with tenant_scope(session, org.id):
+        hours = {"mon": [["09:00", "17:00"]]}
+        calendar = sla_admin.create_calendar(
+            session, admin, sla_admin.CalendarInput(f"{label} calendar", "UTC", hours, [])
+        )
+        url = f"{PUBLIC_HOOK_URL}/{label.replace(' ', '-')}"
+        hook = webhooks.WebhookInput(url, ["*"], f"{label} hook")
+        endpoint, _secret = webhooks.create_endpoint(session, admin, hook, (), utcnow())
+        ticket_id = session.scalar(select(Ticket.id).where(Ticket.number == 1))
+        event = OutboxEvent(kind="ticket.created", ticket_id=ticket_id, payload={})
+        session.add(event)
+        session.flush()
+        delivery = Delivery(event_id=event.id, channel="webhook", endpoint_id=endpoint.id,
+                            target=f"webhook:{endpoint.id}", status="dead", attempts=6,
+                            last_error=f"{label}: HTTP 500")  # fmt: skip
+        session.add(delivery)
+        session.commit()
+    return {"calendar_id": calendar.id, "webhook_id": endpoint.id, "delivery_id": delivery.id}
 
 
 # --- the tests -------------------------------------------------------------------------------
@@ -194,17 +247,17 @@ def test_a_matrix_gap_fails_loudly(app: Flask) -> None:
 
 
 def test_scenario_a_other_orgs_slug_is_404(matrix: Matrix, world: dict[str, Any]) -> None:
-    """Alpha's agent asks for beta's URLs with beta's real ids, by cookie and by token."""
+    """Alpha's staff ask for beta's URLs with beta's real ids, by cookie and by token."""
     m = matrix
     beta_ids, missing_ids = m.ids["beta real"], {**m.ids["beta real"], "org_slug": MISSING_SLUG}
     with Unchanged(m, world):
         for case in m.cases:
             variants = [False] if case.api else [False, True]
             for htmx in variants:
-                got = m.check("A", case, m.alpha_agent, beta_ids, is_gate_404, htmx=htmx)
+                got = m.check("A", case, m.staff(case), beta_ids, is_gate_404, htmx=htmx)
                 if got is None:
                     continue
-                ref = m.send(case, m.alpha_agent, missing_ids, htmx=htmx)
+                ref = m.send(case, m.staff(case), missing_ids, htmx=htmx)
                 if normalized(got) != normalized(ref):
                     m.failures.append(
                         f"[A] {case.label}: beta's 404 differs from a missing org's 404 "
@@ -218,23 +271,26 @@ def test_scenario_a_other_orgs_slug_is_404(matrix: Matrix, world: dict[str, Any]
 def test_scenario_b_own_slug_with_other_orgs_ids_is_404(
     matrix: Matrix, world: dict[str, Any]
 ) -> None:
-    """Alpha's URLs with ids that exist only in beta (ticket #3, beta's token ids)."""
+    """Alpha's URLs with ids that exist only in beta (ticket #3, beta's token ids, …)."""
     m = matrix
     with_ids = [c for c in m.cases if c.object_args]
     assert with_ids
     with Unchanged(m, world):
         for case in with_ids:
-            m.check("B", case, m.alpha_agent, m.ids["beta-only ids"], is_404)
+            m.check("B", case, m.staff(case), m.ids["beta-only ids"], is_404)
             m.check("B", case, m.dual, m.ids["beta-only ids (dual)"], is_404)
             if not case.api:
-                m.check("B", case, m.alpha_agent, m.ids["beta-only ids"], is_404, htmx=True)
+                m.check("B", case, m.staff(case), m.ids["beta-only ids"], is_404, htmx=True)
     m.assert_clean("B")
 
 
 def test_scenario_c_requester_cannot_reach_another_requesters_objects(
     matrix: Matrix, world: dict[str, Any]
 ) -> None:
-    """Alpha's requester vs another alpha requester's ticket #2 (and alpha's agent's token)."""
+    """Alpha's requester vs another alpha requester's ticket #2 (and alpha's agent's token).
+
+    Admin-only routes refuse a requester by role (403) before any object is looked up.
+    """
     m = matrix
     with_ids = [c for c in m.cases if c.object_args]
     markers = BETA_MARKERS + OTHER_REQUESTER_MARKERS
@@ -246,16 +302,15 @@ def test_scenario_c_requester_cannot_reach_another_requesters_objects(
                     case,
                     m.alpha_requester,
                     m.ids["other requester"],
-                    is_404,
+                    is_403 if case.admin_only else is_404,
                     htmx=htmx,
                     markers=markers,
                 )
         # The lists answer, but without the other requester's ticket.
         for case in m.cases:
             if case.method == "GET" and not case.object_args:
-                m.check(
-                    "C", case, m.alpha_requester, m.ids["alpha real"], succeeds, markers=markers
-                )
+                expect = is_403 if case.admin_only else succeeds
+                m.check("C", case, m.alpha_requester, m.ids["alpha real"], expect, markers=markers)
     m.assert_clean("C")
 
 
@@ -277,6 +332,21 @@ def test_scenario_d_anonymous_is_sent_to_login_or_401(
     m.assert_clean("D")
 
 
+def test_scenario_e_agents_and_requesters_get_403_on_admin_routes(
+    matrix: Matrix, world: dict[str, Any]
+) -> None:
+    """Every admin-only route, own org and real ids: agents and requesters are refused."""
+    m = matrix
+    admin_only = [c for c in m.cases if c.admin_only]
+    assert {c.rule.endpoint for c in admin_only} >= {"admin.sla", "api.put_sla_policy"}
+    with Unchanged(m, world):
+        for case in admin_only:
+            for actor in (m.alpha_agent, m.alpha_requester):
+                for htmx in [False] if case.api else [False, True]:
+                    m.check("E", case, actor, m.ids["alpha real"], is_403, htmx=htmx)
+    m.assert_clean("E")
+
+
 def test_control_the_same_requests_succeed_in_own_org(
     matrix: Matrix, world: dict[str, Any]
 ) -> None:
@@ -284,7 +354,7 @@ def test_control_the_same_requests_succeed_in_own_org(
     m = matrix
     beta_before = org_summary(m.session, world["beta"]["org"].id)
     for case in m.cases:
-        m.check("control", case, m.alpha_agent, m.ids["alpha own"], succeeds)
+        m.check("control", case, m.staff(case), m.ids["alpha own"], succeeds)
     if org_summary(m.session, world["beta"]["org"].id) != beta_before:
         m.failures.append("alpha's own requests changed beta")
     m.assert_clean("control")

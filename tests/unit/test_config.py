@@ -38,3 +38,9 @@ def test_bad_integer_in_env_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_unix_socket_redis_maps_to_limits_uri() -> None:
     cfg = _settings(redis_url="unix:///tmp/r.sock").flask_config()
     assert cfg["RATELIMIT_STORAGE_URI"] == "redis+unix:///tmp/r.sock"
+
+
+def test_bad_webhook_networks_are_refused_at_start_up() -> None:
+    with pytest.raises(ConfigError, match="WEBHOOK_ALLOWED_NETWORKS: 'loopback'"):
+        _settings(webhook_allowed_networks="127.0.0.0/8, loopback").validate()
+    _settings(webhook_allowed_networks="127.0.0.0/8, ::1/128").validate()

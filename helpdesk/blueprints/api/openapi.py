@@ -27,6 +27,8 @@ ERRORS = {
         None,
     ),
     "UnsupportedMediaType": ("The body is not sent as application/json.", None),
+    "AdminOnly": ("Only admins of the organization may do this (agents and requesters).", None),
+    "Conflict": ("Not done because of the current state; `detail` says what to change.", None),
     "Unprocessable": (
         "Invalid input: `errors` maps each field or parameter at fault to a message.",
         None,
@@ -47,7 +49,8 @@ def _problem_response(name: str) -> Schema:
 
 def _errors(*names: str) -> dict[str, Schema]:
     codes = {"Unauthorized": "401", "Forbidden": "403", "NotFound": "404",
-             "UnsupportedMediaType": "415", "Unprocessable": "422"}  # fmt: skip
+             "UnsupportedMediaType": "415", "Unprocessable": "422", "AdminOnly": "403",
+             "Conflict": "409"}  # fmt: skip
     chosen = ("Unauthorized", "NotFound", "Unprocessable", *names)
     return {codes[n]: {"$ref": f"#/components/responses/{n}"} for n in chosen}
 
@@ -214,6 +217,8 @@ def _paths() -> dict[str, Schema]:
 
 def document() -> dict[str, Any]:
     """Return the OpenAPI 3.1 document."""
+    from helpdesk.blueprints.api.openapi_admin import ADMIN_PARAMETERS, admin_paths
+
     return {
         "openapi": "3.1.0",
         "info": {
@@ -226,13 +231,13 @@ def document() -> dict[str, Any]:
             ),
         },
         "security": [{"bearerAuth": []}],
-        "paths": _paths(),
+        "paths": {**_paths(), **admin_paths()},
         "components": {
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "hdk_…"}
             },
             "schemas": COMPONENTS,
-            "parameters": PATH_PARAMETERS,
+            "parameters": {**PATH_PARAMETERS, **ADMIN_PARAMETERS},
             "responses": {name: _problem_response(name) for name in ERRORS},
         },
     }

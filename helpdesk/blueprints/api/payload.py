@@ -28,6 +28,8 @@ _TYPE_NAMES = {
     "null": "null",
     "object": "an object",
 }
+_PLURAL_NAMES = {"integer": "whole numbers", "string": "strings", "boolean": "true/false values",
+                 "object": "objects", "array": "lists", "null": "nulls"}  # fmt: skip
 
 
 def json_object() -> dict[str, Any]:
@@ -71,7 +73,7 @@ def _expected(schema: Schema) -> str:
     kinds = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
     text = " or ".join(_TYPE_NAMES[k] for k in kinds)
     if "array" in kinds:
-        text += f" of {_TYPE_NAMES[schema['items']['type']]}s"
+        text += f" of {_PLURAL_NAMES[schema['items']['type']]}"
     return f"must be {text}"
 
 

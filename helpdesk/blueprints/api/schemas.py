@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from helpdesk.blueprints.api.schemas_admin import ADMIN_COMPONENTS
 from helpdesk.models import BODY_MAX, SUBJECT_MAX, Channel, Priority, Status
 from helpdesk.services.queries import FILTER_KEYS
 
@@ -324,5 +325,6 @@ COMPONENTS: dict[str, Schema] = {
     "CannedReplyList": CANNED_LIST,
     "NewCannedReply": NEW_CANNED,
     "FilledReply": FILLED,
+    **ADMIN_COMPONENTS,
     "Problem": PROBLEM,
 }
