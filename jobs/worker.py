@@ -15,9 +15,11 @@ from collections.abc import Sequence
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
 from rq.cron import CronScheduler
+from rq.job import Job
 
+from helpdesk.metrics import record_job_start
 from helpdesk.services.tasks import QUEUES, get_queue, redis_connection
 from jobs.context import RequestIdFilter
 
@@ -33,10 +35,18 @@ def _configure_logging() -> None:
     root.setLevel(logging.INFO)
 
 
-def build_worker(queues: Sequence[str]) -> SimpleWorker:
+class HelpdeskWorker(SimpleWorker):
+    """RQ's in-process worker that records each job's enqueue→start wait for /metrics."""
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        record_job_start(job)
+        super().execute_job(job, queue)
+
+
+def build_worker(queues: Sequence[str]) -> HelpdeskWorker:
     """Return a worker for the named queues (in priority order) on the app's Redis."""
     conn = redis_connection()
-    return SimpleWorker([get_queue(q, conn) for q in queues], connection=conn)
+    return HelpdeskWorker([get_queue(q, conn) for q in queues], connection=conn)
 
 
 def build_scheduler() -> CronScheduler:

@@ -1,7 +1,15 @@
-"""Liveness and readiness checks (no secrets or hostnames in their output)."""
+"""Liveness and readiness checks (no secrets or hostnames in their output).
+
+The periodic jobs' freshness (`background`) is reported next to the readiness checks but
+never fails them: readiness decides whether *this web process* gets traffic, and a dead
+scheduler does not make it unable to serve. Failing every web instance because the SLA
+sweep stalled would turn a background outage into a full one. A stale sweep is an alarm
+instead (`helpdesk_sla_sweep_age_seconds`, docs/runbook.md "Background jobs").
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -12,6 +20,9 @@ from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from helpdesk.services import job_status
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -61,4 +72,43 @@ def readiness(engine: Engine, redis: Redis) -> dict[str, dict[str, Any]]:
         "database": {"ok": db_ok, "detail": db_detail},
         "migrations": check_migrations(engine),
         "redis": check_redis(redis),
+    }
+
+
+_BACKGROUND_NAMES = {
+    job_status.SWEEP_JOB: "sla_sweep",
+    job_status.RELAY_JOB: "relay",
+    job_status.DIGEST_JOB: "digests",
+}
+
+
+def background(engine: Engine, now: datetime) -> dict[str, dict[str, Any]]:
+    """Report when each periodic job last finished and whether that is stale."""
+    try:
+        with Session(engine) as session:
+            runs = job_status.periodic_runs(session, now)
+    except SQLAlchemyError:
+        return {
+            name: {"stale": None, "age_seconds": None, "detail": "cannot read job_runs"}
+            for name in _BACKGROUND_NAMES.values()
+        }
+    return {_BACKGROUND_NAMES[run.name]: _freshness(run) for run in runs}
+
+
+def _freshness(run: job_status.PeriodicRun) -> dict[str, Any]:
+    interval = job_status.PERIODIC_INTERVALS[run.name]
+    if run.age_seconds is None:
+        detail = f"{run.name} has never finished: are a worker and `flask --app wsgi cron` running?"
+    elif run.stale:
+        detail = (
+            f"{run.name} last finished {run.age_seconds:.0f} s ago (runs every {interval} s): "
+            "check the cron process and the workers"
+        )
+    else:
+        detail = f"{run.name} finished {run.age_seconds:.0f} s ago"
+    return {
+        "stale": run.stale,
+        "age_seconds": run.age_seconds,
+        "last_finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "detail": detail,
     }
