@@ -48,12 +48,19 @@ class Settings:
     proxy_hops: int = 0
     page_size: int = 25
     session_cookie_secure: bool = False
-    public_url: str = "http://127.0.0.1:5000"
+    base_url: str = "http://127.0.0.1:5000"
     smtp_url: str = ""
     mail_from: str = "helpdesk@localhost"
     webhook_allowed_networks: str = ""
     webhook_timeout: int = 10
     metrics_token: str = ""
+    reply_address: str = ""
+    inbound_email_secret: str = ""
+    inbound_max_bytes: int = 30 * 1024 * 1024
+    access_link_days: int = 30
+    link_limit_ip: str = "30 per minute"
+    request_limit_ip: str = "10 per hour"
+    request_limit_address: str = "5 per hour"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -74,12 +81,19 @@ class Settings:
             session_cookie_secure=_bool(
                 os.environ.get("SESSION_COOKIE_SECURE"), env == "production"
             ),
-            public_url=os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000"),
+            base_url=os.environ.get("BASE_URL", "http://127.0.0.1:5000"),
             smtp_url=os.environ.get("SMTP_URL", ""),
             mail_from=os.environ.get("MAIL_FROM", "helpdesk@localhost"),
             webhook_allowed_networks=os.environ.get("WEBHOOK_ALLOWED_NETWORKS", ""),
             webhook_timeout=_int("WEBHOOK_TIMEOUT", 10),
             metrics_token=os.environ.get("METRICS_TOKEN", ""),
+            reply_address=os.environ.get("REPLY_ADDRESS", ""),
+            inbound_email_secret=os.environ.get("INBOUND_EMAIL_SECRET", ""),
+            inbound_max_bytes=_int("INBOUND_MAX_BYTES", 30 * 1024 * 1024),
+            access_link_days=_int("ACCESS_LINK_DAYS", 30),
+            link_limit_ip=os.environ.get("LINK_LIMIT_IP", "30 per minute"),
+            request_limit_ip=os.environ.get("REQUEST_LIMIT_IP", "10 per hour"),
+            request_limit_address=os.environ.get("REQUEST_LIMIT_ADDRESS", "5 per hour"),
         )
 
     @property
@@ -103,8 +117,8 @@ class Settings:
             raise ConfigError("PAGE_SIZE must be between 1 and 200")
         if self.proxy_hops < 0:
             raise ConfigError("PROXY_HOPS must not be negative")
-        if not self.public_url.startswith(("http://", "https://")):
-            raise ConfigError("PUBLIC_URL must start with http:// or https://")
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError("BASE_URL must start with http:// or https://")
         if self.smtp_url and not self.smtp_url.startswith(("smtp://", "smtps://")):
             raise ConfigError("SMTP_URL must start with smtp:// or smtps://")
         if "@" not in self.mail_from:
@@ -116,6 +130,14 @@ class Settings:
                 raise ConfigError(
                     f"WEBHOOK_ALLOWED_NETWORKS: {spec!r} is not a network like 127.0.0.0/8"
                 ) from exc
+        if self.reply_address and self.reply_address.count("{token}") != 1:
+            raise ConfigError("REPLY_ADDRESS must contain {token} once, e.g. support+{token}@x.com")
+        if self.is_production and self.inbound_email_secret and len(self.inbound_email_secret) < 24:
+            raise ConfigError("INBOUND_EMAIL_SECRET must be at least 24 characters in production")
+        if not 1 <= self.access_link_days <= 365:
+            raise ConfigError("ACCESS_LINK_DAYS must be between 1 and 365")
+        if not 1024 <= self.inbound_max_bytes <= 100 * 1024 * 1024:
+            raise ConfigError("INBOUND_MAX_BYTES must be between 1 KiB and 100 MiB")
         if not 1 <= self.webhook_timeout <= 60:
             raise ConfigError("WEBHOOK_TIMEOUT must be between 1 and 60 seconds")
 
@@ -140,12 +162,19 @@ class Settings:
             "WTF_CSRF_TIME_LIMIT": None,
             "WTF_CSRF_HEADERS": ["X-CSRFToken", "X-CSRF-Token"],
             "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
-            "PUBLIC_URL": self.public_url.rstrip("/"),
+            "BASE_URL": self.base_url.rstrip("/"),
             "SMTP_URL": self.smtp_url,
             "MAIL_FROM": self.mail_from,
             "WEBHOOK_ALLOWED_NETWORKS": self.webhook_allowed_networks,
             "WEBHOOK_TIMEOUT": self.webhook_timeout,
             "METRICS_TOKEN": self.metrics_token,
+            "REPLY_ADDRESS": self.reply_address or _plus_address(self.mail_from),
+            "INBOUND_EMAIL_SECRET": self.inbound_email_secret,
+            "INBOUND_MAX_BYTES": self.inbound_max_bytes,
+            "ACCESS_LINK_DAYS": self.access_link_days,
+            "LINK_LIMIT_IP": self.link_limit_ip,
+            "REQUEST_LIMIT_IP": self.request_limit_ip,
+            "REQUEST_LIMIT_ADDRESS": self.request_limit_address,
             **self.extra,
         }
 
@@ -155,3 +184,9 @@ def _limits_uri(redis_url: str) -> str:
     if redis_url.startswith("unix://"):
         return "redis+unix://" + redis_url[len("unix://") :]
     return redis_url
+
+
+def _plus_address(mail_from: str) -> str:
+    """The default reply address: MAIL_FROM with a plus-part, e.g. support+{token}@x.com."""
+    local, _, domain = mail_from.rpartition("@")
+    return f"{local}+{{token}}@{domain}"

@@ -90,7 +90,7 @@ def prepare_env() -> dict[str, str]:
         os.environ["HELPDESK_MAIL_SINK"] = str(port)
         print(f"devrun: mail sink on 127.0.0.1:{port}; messages land in instance/mail/new/")
     host, port_text = os.environ.get("HOST") or "127.0.0.1", os.environ.get("PORT") or "5000"
-    os.environ.setdefault("PUBLIC_URL", f"http://{host}:{port_text}")
+    os.environ.setdefault("BASE_URL", f"http://{host}:{port_text}")
     persistent_secret("SECRET_KEY", INSTANCE / "secret_key", secrets.token_hex(32))
     persistent_secret("DEMO_PASSWORD", INSTANCE / "demo-password", secrets.token_urlsafe(12))
     os.environ.setdefault("PYTHONUNBUFFERED", "1")

@@ -1,7 +1,9 @@
 """All models, imported here so metadata and mappers are complete."""
 
+from helpdesk.models.access import AccessToken
 from helpdesk.models.canned import CannedReply
 from helpdesk.models.comment import BODY_MAX, Channel, Comment
+from helpdesk.models.inbound import InboundMessage, InboundStatus
 from helpdesk.models.notify import (
     Delivery,
     DeliveryChannel,
@@ -33,6 +35,7 @@ __all__ = [
     "BREACH_LEVEL",
     "STAFF_ROLES",
     "SUBJECT_MAX",
+    "AccessToken",
     "ApiToken",
     "BusinessCalendar",
     "CannedReply",
@@ -42,6 +45,8 @@ __all__ = [
     "DeliveryChannel",
     "DeliveryStatus",
     "EventKind",
+    "InboundMessage",
+    "InboundStatus",
     "JobRun",
     "Membership",
     "NotificationMode",

@@ -41,6 +41,8 @@ class Comment(OrgScoped, Base):
     body_html: Mapped[str] = mapped_column(Text)
     internal: Mapped[bool] = mapped_column(default=False)
     channel: Mapped[str] = mapped_column(String(8), default=Channel.WEB.value)
+    # The Message-ID of the email this comment came from (threading and de-duplication).
+    message_id: Mapped[str | None] = mapped_column(String(998), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     author: Mapped[User] = relationship(lazy="joined")

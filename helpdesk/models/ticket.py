@@ -132,6 +132,9 @@ class Ticket(OrgScoped, Base):
     sla_next_check_at: Mapped[datetime | None]
     sla_due_at: Mapped[datetime | None]
     sla_state: Mapped[str | None] = mapped_column(String(16))
+    # Minted on the first outgoing email: the plus-address part of the ticket's reply
+    # address (lower-case base32, so mail systems that fold case keep it intact).
+    reply_token: Mapped[str | None] = mapped_column(String(40), unique=True)
     search_all: Mapped[str] = mapped_column(
         TSVECTOR, server_default="", deferred=True, nullable=False
     )

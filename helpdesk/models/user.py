@@ -24,6 +24,9 @@ class User(Base):
     active: Mapped[bool] = mapped_column(default=True, server_default="true")
     # Site operators (not an org role) see /ops/rq and the job tooling.
     is_operator: Mapped[bool] = mapped_column(default=False, server_default="false")
+    # Set when a delivery-failure report (bounce) for this address arrives.
+    email_bounced_at: Mapped[datetime | None]
+    email_bounce_reason: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     @property

@@ -159,7 +159,7 @@ def notify_endpoint_disabled(session: Session, endpoint_id: int) -> int:
         return 0
     settings = mail_settings()
     content = notification_content.endpoint_disabled_email(
-        org, endpoint, str(current_app.config["PUBLIC_URL"])
+        org, endpoint, str(current_app.config["BASE_URL"])
     )
     stamp = int(endpoint.updated_at.timestamp())
     mails = [
@@ -185,10 +185,10 @@ def _send_email(
     if member is None:
         return Outcome(DeliveryStatus.SKIPPED, "the recipient left or was deactivated")
     user = member.user
-    public_url = str(current_app.config["PUBLIC_URL"])
+    base_url = str(current_app.config["BASE_URL"])
     try:
         content = notification_content.event_email(
-            session, event, org, user, staff=member.is_staff, public_url=public_url
+            session, event, org, user, staff=member.is_staff, base_url=base_url
         )
         settings = mail_settings()
     except NothingToSend as exc:

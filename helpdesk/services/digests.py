@@ -111,7 +111,7 @@ def _send(
     except MailNotConfigured as exc:
         return Outcome(DeliveryStatus.FAILED, str(exc))
     content = notification_content.digest_email(
-        session, org, member.user, events, str(current_app.config["PUBLIC_URL"])
+        session, org, member.user, events, str(current_app.config["BASE_URL"])
     )
     message_id = make_message_id("digest", f"{user_id}-{min(ids)}", settings.domain)
     mail = delivery_channels.build_mail(settings, org, member.user.email, content, message_id)

@@ -60,9 +60,9 @@ class EmailContent:
     html: str
 
 
-def ticket_url(public_url: str, org_slug: str, number: int) -> str:
-    """Return the ticket's page address under PUBLIC_URL."""
-    return f"{public_url.rstrip('/')}/o/{org_slug}/tickets/{number}"
+def ticket_url(base_url: str, org_slug: str, number: int) -> str:
+    """Return the ticket's page address under BASE_URL."""
+    return f"{base_url.rstrip('/')}/o/{org_slug}/tickets/{number}"
 
 
 def subject_tag(org_slug: str, number: int) -> str:
@@ -77,7 +77,7 @@ def event_email(
     recipient: User,
     *,
     staff: bool,
-    public_url: str,
+    base_url: str,
 ) -> EmailContent:
     """Render the email telling `recipient` (staff or the requester) about one event."""
     template = _TEMPLATES.get(event.kind)
@@ -92,12 +92,12 @@ def event_email(
     ctx: dict[str, Any] = {
         "org_name": org.name,
         "ticket": ticket,
-        "url": ticket_url(public_url, org.slug, ticket.number),
+        "url": ticket_url(base_url, org.slug, ticket.number),
         "staff": staff,
         "actor": names.get(event.actor_id or 0, "Someone"),
         "is_actor": event.actor_id == recipient.id,
         "summary": summarize(event, names),
-        "settings_url": f"{public_url.rstrip('/')}/o/{org.slug}/profile/notifications",
+        "settings_url": f"{base_url.rstrip('/')}/o/{org.slug}/profile/notifications",
         "comment": _comment_for(session, event, ticket, staff),
         "changes": _changes(event, names),
         "sla": _sla(event),
@@ -113,7 +113,7 @@ def digest_email(
     org: Organization,
     recipient: User,
     events: Sequence[OutboxEvent],
-    public_url: str,
+    base_url: str,
 ) -> EmailContent:
     """Render one email listing every waiting event for a digest recipient."""
     if not events:
@@ -134,7 +134,7 @@ def digest_email(
                 "when": _when(event.created_at),
                 "number": ticket.number if ticket else event.payload.get("number"),
                 "subject": ticket.subject if ticket else "(ticket deleted)",
-                "url": ticket_url(public_url, org.slug, ticket.number) if ticket else None,
+                "url": ticket_url(base_url, org.slug, ticket.number) if ticket else None,
                 "summary": summarize(event, names),
             }
         )
@@ -144,20 +144,20 @@ def digest_email(
         "org_name": org.name,
         "recipient": recipient.display_name,
         "items": items,
-        "settings_url": f"{public_url.rstrip('/')}/o/{org.slug}/profile/notifications",
+        "settings_url": f"{base_url.rstrip('/')}/o/{org.slug}/profile/notifications",
     }
     return _render("digest", subject, ctx)
 
 
 def endpoint_disabled_email(
-    org: Organization, endpoint: WebhookEndpoint, public_url: str
+    org: Organization, endpoint: WebhookEndpoint, base_url: str
 ) -> EmailContent:
     """Render the notice to an org's admins that a webhook endpoint was switched off."""
     ctx = {
         "org_name": org.name,
         "endpoint": endpoint,
         "reason": endpoint.disabled_reason or "repeated delivery failures",
-        "admin_url": f"{public_url.rstrip('/')}/o/{org.slug}/admin/webhooks/{endpoint.id}",
+        "admin_url": f"{base_url.rstrip('/')}/o/{org.slug}/admin/webhooks/{endpoint.id}",
     }
     subject = f"[{org.slug}] Webhook endpoint disabled: {endpoint.description or endpoint.url}"
     return _render("endpoint_disabled", subject[:200], ctx)

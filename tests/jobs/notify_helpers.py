@@ -41,7 +41,7 @@ from helpdesk.services.webhook_http import new_secret
 from helpdesk.tenancy import tenant_scope, unscoped
 
 MAIL_DOMAIN = "helpdesk.test"
-PUBLIC_URL = "https://help.example.test"
+BASE_URL = "https://help.example.test"
 
 
 # --- SMTP sink ---------------------------------------------------------------------------------
@@ -220,7 +220,7 @@ def notify_settings(settings: Settings, smtp_port: int, **changes: Any) -> Setti
         settings,
         smtp_url=f"smtp://127.0.0.1:{smtp_port}?timeout=5",
         mail_from=f"support@{MAIL_DOMAIN}",
-        public_url=PUBLIC_URL,
+        base_url=BASE_URL,
         webhook_allowed_networks="127.0.0.0/8",
         webhook_timeout=1,
         **changes,

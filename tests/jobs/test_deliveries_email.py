@@ -18,8 +18,8 @@ from helpdesk.tenancy import tenant_scope
 from jobs import notify
 from tests.factories import make_ticket
 from tests.jobs.notify_helpers import (  # noqa: F401 - fixtures
+    BASE_URL,
     MAIL_DOMAIN,
-    PUBLIC_URL,
     SmtpSink,
     _app_context,
     _notify_app,
@@ -65,7 +65,7 @@ def test_ticket_and_public_reply_reach_requester_and_assignee(
         assert message["In-Reply-To"] == thread and message["References"] == thread
         assert message["From"].addresses[0].display_name == "Alpha"
         assert message["From"].addresses[0].addr_spec == f"support@{MAIL_DOMAIN}"
-        assert f"{PUBLIC_URL}/o/alpha/tickets/{number}" in mail.text()
+        assert f"{BASE_URL}/o/alpha/tickets/{number}" in mail.text()
     ids = {m.message["Message-ID"] for m in requester_mails + agent_mails}
     assert len(ids) == 5
     expected = {f"<helpdesk.delivery.{d.id}@{MAIL_DOMAIN}>" for d in all_deliveries(session)}
