@@ -93,6 +93,9 @@ def setup(url: str, hook_url: str) -> None:
         )
         conn.execute("INSERT INTO memberships (org_id, user_id, role, created_at) VALUES"
                      " (1, 1, 'admin', now()), (1, 2, 'agent', now())")  # fmt: skip
+        for table in ("organizations", "users"):  # ids were given: move the sequences past
+            conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"  # noqa: S608
+                         f" (SELECT max(id) FROM {table}))")  # fmt: skip
         conn.execute("INSERT INTO sla_policies (org_id, priority, first_response_minutes,"
                      " resolution_minutes, warn_at_percent, warn_before_minutes, updated_at)"
                      " VALUES (1, 'urgent', 1, 600, '{50}', '{}', now())")  # fmt: skip
@@ -159,7 +162,7 @@ def settled(url: str) -> bool:
             "SELECT (SELECT count(*) FROM deliveries"
             " WHERE status IN ('pending', 'sending', 'failed'))"
             " + (SELECT count(*) FROM outbox_events WHERE dispatched_at IS NULL)"
-            " + (SELECT count(*) FROM tickets WHERE sla_next_check_at IS NOT NULL)"
+            " + (SELECT count(*) FROM tickets WHERE sla_next_check_at <= now())"
         ).fetchone()
     return bool(row and row[0] == 0)
 
