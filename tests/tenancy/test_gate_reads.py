@@ -44,7 +44,6 @@ from helpdesk.tenancy import (
 # --- the scoped set is complete --------------------------------------------------------
 from tests.tenancy.gate_world import SCOPED_MODELS, Data, counts, ticket_fields, truth
 
-
 # Tables that carry an org_id but cannot be OrgScoped, each with the reason. Code reading
 # them filters by org explicitly; a new entry needs the same justification.
 NOT_SCOPED_WITH_ORG = {
