@@ -78,3 +78,16 @@ def _register_blueprints(app: Flask) -> None:
     for bp in (auth_bp, ops_bp, ops_rq_bp, tickets_bp, profile_bp, canned_bp, admin_bp, api_bp):
         app.register_blueprint(bp)
     csrf.exempt(api_bp)  # bearer tokens only, never cookies: no ambient authority to forge
+
+    from helpdesk.blueprints.inbound import bp as inbound_bp
+
+    app.register_blueprint(inbound_bp)  # POST /inbound/email from the inbound-mail service
+    csrf.exempt(inbound_bp)  # authenticated by a bearer secret, never by cookies
+
+    from helpdesk.blueprints.links import bp as links_bp
+
+    app.register_blueprint(links_bp)  # /t/<token> and the requester's /r/ pages
+
+    from helpdesk.blueprints.request_form import bp as request_form_bp
+
+    app.register_blueprint(request_form_bp)  # public, no login; CSRF stays on

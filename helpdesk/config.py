@@ -61,6 +61,7 @@ class Settings:
     link_limit_ip: str = "30 per minute"
     request_limit_ip: str = "10 per hour"
     request_limit_address: str = "5 per hour"
+    inbound_limit_ip: str = "600 per minute"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -94,6 +95,7 @@ class Settings:
             link_limit_ip=os.environ.get("LINK_LIMIT_IP", "30 per minute"),
             request_limit_ip=os.environ.get("REQUEST_LIMIT_IP", "10 per hour"),
             request_limit_address=os.environ.get("REQUEST_LIMIT_ADDRESS", "5 per hour"),
+            inbound_limit_ip=os.environ.get("INBOUND_LIMIT_IP", "600 per minute"),
         )
 
     @property
@@ -175,6 +177,7 @@ class Settings:
             "LINK_LIMIT_IP": self.link_limit_ip,
             "REQUEST_LIMIT_IP": self.request_limit_ip,
             "REQUEST_LIMIT_ADDRESS": self.request_limit_address,
+            "INBOUND_LIMIT_IP": self.inbound_limit_ip,
             **self.extra,
         }
 

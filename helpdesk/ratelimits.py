@@ -21,11 +21,21 @@ from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
+from helpdesk.services.validation import normalize_email
+
 
 def account_key() -> str:
     """Key for the account being tried (hashed: no email addresses in Redis)."""
     email = request.form.get("email", "").strip().lower()
     return "account:" + hashlib.sha256(email.encode()).hexdigest()[:32]
+
+
+def address_key() -> str:
+    """Key for the address a public request names (hashed); malformed ones share the IP's."""
+    email = normalize_email(request.form.get("email", ""))
+    if email is None:  # no shared bucket for every empty or garbled address
+        return "address-invalid:" + get_remote_address()
+    return "address:" + hashlib.sha256(email.encode()).hexdigest()[:32]
 
 
 def _setting(name: str) -> Callable[[], str]:
@@ -41,9 +51,23 @@ class Rule:
 
 
 LIMITS: dict[str, list[Rule]] = {
+    # Inbound email: per client address (the inbound-mail service's few IPs), generous, and
+    # fail closed like login (503 while Redis is down: the service retries; mail is not lost).
+    "inbound.receive": [Rule(_setting("INBOUND_LIMIT_IP"))],
+    # Emailed-link lookups fail closed like login (a 503 while Redis is down): unthrottled,
+    # /t/ is a free token-guessing oracle and a lever on the database. HEAD counts too
+    # (some mail scanners use it); both share one counter per client address.
+    "links.open_link": [Rule(_setting("LINK_LIMIT_IP"), methods=("GET", "HEAD"))],
     "auth.login": [
         Rule(_setting("LOGIN_LIMIT_IP")),
         Rule(_setting("LOGIN_LIMIT_ACCOUNT"), key=account_key),
+    ],
+    # The public request form fails closed too (a 503 while Redis is down): unthrottled, it
+    # would let anyone create tickets in bulk and make us email any address over and over.
+    # Every POST counts, valid or not, so parallel submissions cannot slip past a check.
+    "request_form.submit": [
+        Rule(_setting("REQUEST_LIMIT_IP")),
+        Rule(_setting("REQUEST_LIMIT_ADDRESS"), key=address_key),
     ],
 }
 

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs import notify, sla
+from jobs import inbound, notify, sla
 
 PERIODIC: list[dict[str, Any]] = [
     {"func": sla.sweep, "queue_name": "sla", "interval": 10, "job_timeout": 120, "ttl": 30},
     {"func": notify.relay, "queue_name": "notify", "interval": 5, "job_timeout": 120, "ttl": 30},
+    {  # inbound mail whose processing job was lost (Redis down at the request's commit)
+        "func": inbound.requeue_waiting,
+        "queue_name": "default",
+        "interval": 60,
+        "job_timeout": 120,
+        "ttl": 120,
+    },
     {
         "func": notify.send_digests,
         "queue_name": "notify",

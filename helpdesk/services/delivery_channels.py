@@ -9,14 +9,17 @@ open while a slow server answers.
 
 Email: From is the org's name at MAIL_FROM; the Message-ID is stable per delivery
 (``make_message_id("delivery", id, domain)``), so a retry is recognisably the same message;
-In-Reply-To/References name the ticket's thread so clients group them. Webhook: Standard
-Webhooks headers with ``webhook-id`` = ``dlv_<delivery id>`` on every retry, signed with the
-endpoint's secret (and the previous one during a rotation), plus ``X-Request-ID``.
+In-Reply-To/References name the ticket's thread (and the latest email received on it) so
+clients group them, and Reply-To carries the ticket's reply token (services/threading.py).
+Webhook: Standard Webhooks headers with ``webhook-id`` = ``dlv_<delivery id>`` on every
+retry, signed with the endpoint's secret (and the previous one during a rotation), plus
+``X-Request-ID``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -35,7 +38,8 @@ from helpdesk.models import (
     User,
     WebhookEndpoint,
 )
-from helpdesk.services import notification_content, webhook_http
+from helpdesk.services import access_links, notification_content, webhook_http
+from helpdesk.services import threading as mail_threads
 from helpdesk.services.mail_transport import (
     MailConfigError,
     OutgoingMail,
@@ -187,10 +191,11 @@ def _send_email(
     user = member.user
     base_url = str(current_app.config["BASE_URL"])
     try:
-        content = notification_content.event_email(
-            session, event, org, user, staff=member.is_staff, base_url=base_url
-        )
         settings = mail_settings()
+        content = notification_content.event_email(
+            session, event, org, user, staff=member.is_staff, base_url=base_url,
+            requester_link=None if member.is_staff else _requester_link(session, user),
+        )  # fmt: skip
     except NothingToSend as exc:
         return Outcome(DeliveryStatus.SKIPPED, str(exc))
     except MailNotConfigured as exc:
@@ -199,10 +204,26 @@ def _send_email(
     mail = build_mail(settings, org, user.email, content, message_id)
     ticket = session.get(Ticket, event.ticket_id) if event.ticket_id is not None else None
     if ticket is not None:
-        thread = ticket_thread_id(org.slug, ticket.number, settings.domain)
-        mail.in_reply_to, mail.references = thread, [thread]
+        root = ticket_thread_id(org.slug, ticket.number, settings.domain)
+        reply_pattern = str(current_app.config["REPLY_ADDRESS"])
+        thread = mail_threads.outgoing_thread(
+            session, ticket, root, staff=member.is_staff, reply_pattern=reply_pattern
+        )
+        mail.in_reply_to, mail.references = thread.in_reply_to, thread.references
+        mail.reply_to = thread.reply_to  # the ticket's reply token: replies thread back
     session.commit()  # end the read transaction: none stays open during network I/O
     return smtp_outcome(settings, mail)
+
+
+def _requester_link(session: Session, user: User) -> Callable[[Ticket], str]:
+    """Mint a fresh link per requester email (committed before the send); only for them."""
+
+    def mint(ticket: Ticket) -> str:
+        if ticket.requester_id != user.id:
+            raise NothingToSend("only the ticket's requester gets a link to it")
+        return access_links.link_url(access_links.mint_link(session, ticket)[1])
+
+    return mint
 
 
 def _send_webhook(

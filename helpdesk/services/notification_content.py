@@ -6,12 +6,14 @@ data where it belongs are checked in one place. Internal notes never reach a req
 author's markdown in the text part and as the already-sanitized `body_html` (made by
 `rendering.py`) in the HTML part — every other value is autoescaped by the `.html`
 templates. Webhook bodies carry ids and small facts, never internal note bodies or emails.
+A requester's email links to a freshly minted `/t/<token>` (services/access_links.py), never
+to an agent URL; staff get the agent page.
 Content is rendered at delivery time from current rows, so a retry shows current data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -78,8 +80,13 @@ def event_email(
     *,
     staff: bool,
     base_url: str,
+    requester_link: Callable[[Ticket], str] | None = None,
 ) -> EmailContent:
-    """Render the email telling `recipient` (staff or the requester) about one event."""
+    """Render the email telling `recipient` (staff or the requester) about one event.
+
+    Staff get the agent page's address. A requester gets `requester_link(ticket)` instead —
+    never an agent URL — called only once nothing stops the email, since it mints a link.
+    """
     template = _TEMPLATES.get(event.kind)
     if template is None:
         raise NothingToSend(f"no email is defined for {event.kind!r} events")
@@ -92,7 +99,7 @@ def event_email(
     ctx: dict[str, Any] = {
         "org_name": org.name,
         "ticket": ticket,
-        "url": ticket_url(base_url, org.slug, ticket.number),
+        "url": ticket_url(base_url, org.slug, ticket.number) if staff else None,
         "staff": staff,
         "actor": names.get(event.actor_id or 0, "Someone"),
         "is_actor": event.actor_id == recipient.id,
@@ -103,9 +110,21 @@ def event_email(
         "sla": _sla(event),
         "payload": event.payload,
     }
+    if not staff:
+        if requester_link is None:
+            raise ValueError("requester emails need requester_link: never an agent URL")
+        ctx["url"] = requester_link(ticket)
+        ctx["link_days"] = int(current_app.config["ACCESS_LINK_DAYS"])
     label = _subject_label(event)
     subject = f"{subject_tag(org.slug, ticket.number)} {label}{ticket.subject}"
     return _render(template, subject, ctx)
+
+
+def fresh_link_email(org: Organization, ticket: Ticket, url: str, days: int) -> EmailContent:
+    """Render the email bringing a requester a fresh link after an old one expired."""
+    ctx = {"org_name": org.name, "ticket": ticket, "url": url, "link_days": days, "staff": False}
+    subject = f"{subject_tag(org.slug, ticket.number)} A new link to your request: {ticket.subject}"
+    return _render("fresh_link", subject, ctx)
 
 
 def digest_email(

@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 from helpdesk.models import Membership, Ticket
 from helpdesk.services.errors import Forbidden, NotFound
 
+NUMBER_MAX = 2**31 - 1  # tickets.number is a PostgreSQL integer
+
 
 def can_view_ticket(actor: Membership, ticket: Ticket) -> bool:
     """Staff see every ticket of their org; requesters only their own."""
@@ -35,6 +37,8 @@ def require_staff(actor: Membership, what: str = "do this") -> None:
 
 def load_ticket(session: Session, actor: Membership, number: int) -> Ticket:
     """Return the ticket with this number if the actor may see it; NotFound otherwise."""
+    if not 0 < number <= NUMBER_MAX:  # beyond the column's range: no such ticket, not a 500
+        raise NotFound(f"ticket #{number} not found")
     ticket = session.scalar(select(Ticket).where(Ticket.number == number))
     if ticket is None or not can_view_ticket(actor, ticket):
         raise NotFound(f"ticket #{number} not found")

@@ -65,7 +65,10 @@ def test_ticket_and_public_reply_reach_requester_and_assignee(
         assert message["In-Reply-To"] == thread and message["References"] == thread
         assert message["From"].addresses[0].display_name == "Alpha"
         assert message["From"].addresses[0].addr_spec == f"support@{MAIL_DOMAIN}"
-        assert f"{BASE_URL}/o/alpha/tickets/{number}" in mail.text()
+        if mail in requester_mails:  # requesters get their own link, never the agent page
+            assert f"{BASE_URL}/t/" in mail.text() and "/o/alpha/" not in mail.text()
+        else:
+            assert f"{BASE_URL}/o/alpha/tickets/{number}" in mail.text()
     ids = {m.message["Message-ID"] for m in requester_mails + agent_mails}
     assert len(ids) == 5
     expected = {f"<helpdesk.delivery.{d.id}@{MAIL_DOMAIN}>" for d in all_deliveries(session)}

@@ -31,6 +31,20 @@ NOT_ORG_DATA = {
     "ops_rq.index": "/ops/rq/",
     "ops_rq.page": "/ops/rq/<path:subpath>",
     "api.openapi_document": "/api/v1/openapi.json",
+    # The emailed link itself: it names no org (the token does); the token-free requester
+    # pages it redirects to, /r/<org_slug>/<number>, are org routes covered below.
+    "links.open_link": "/t/<path:token>",
+    # Raw email from the inbound-mail service (bearer secret, no session): it names no org;
+    # the job finds the org. tests/web/test_inbound_endpoint.py covers it.
+    "inbound.receive": "/inbound/email",
+}
+# Public org routes: no login, and the only org data they show is the org's display name
+# (the public request form). The gate scenarios (A to E) do not apply to them; they are driven
+# by `public_cases` in test_public_org_routes_show_only_the_org_name instead.
+PUBLIC_ORG_ROUTES = {
+    "request_form.show": "/o/<org_slug>/request",
+    "request_form.submit": "/o/<org_slug>/request",
+    "request_form.thanks": "/o/<org_slug>/request/thanks",
 }
 NOT_EXERCISED_METHODS = {"HEAD", "OPTIONS"}
 MISSING_SLUG = "no-such-org"
@@ -102,6 +116,15 @@ WEB_FORMS: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "admin.enable_webhook"): {},
     ("POST", "admin.delete_webhook"): {},
     ("POST", "admin.redeliver"): {},
+    ("POST", "tickets.revoke_links"): {},
+    ("POST", "links.reply"): {"body": "matrix requester-page reply"},
+    ("POST", "links.solve"): {},
+    ("POST", "request_form.submit"): {
+        "name": "Matrix Public",
+        "email": "matrix.public@example.test",
+        "subject": "matrix public subject",
+        "description": "matrix public body",
+    },
 }
 API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "api.create_ticket"): {
@@ -130,6 +153,8 @@ API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "api.patch_webhook"): {"description": "matrix api"},
     ("POST", "api.rotate_webhook_secret"): {},
     ("POST", "api.redeliver_delivery"): {},
+    ("POST", "api.revoke_links"): {},
+    ("POST", "api.solve_ticket"): {},
 }
 
 # Text that exists only in beta (or only on another alpha requester's ticket).
@@ -180,13 +205,25 @@ def inventory(app: Flask) -> tuple[list[Case], list[str]]:
             if NOT_ORG_DATA.get(rule.endpoint) != rule.rule:
                 problems.append(f"route {rule.rule} is not covered by the tenancy matrix")
             continue
+        if PUBLIC_ORG_ROUTES.get(rule.endpoint) == rule.rule:
+            continue  # see public_cases
         for method in sorted((rule.methods or set()) - NOT_EXERCISED_METHODS):
             cases.append(Case(rule, method))
     present = {(r.endpoint, r.rule) for r in app.url_map.iter_rules()}
-    for endpoint, path in NOT_ORG_DATA.items():
+    for endpoint, path in {**NOT_ORG_DATA, **PUBLIC_ORG_ROUTES}.items():
         if (endpoint, path) not in present:
             problems.append(f"allow-listed route {path} ({endpoint}) no longer exists")
     return cases, problems
+
+
+def public_cases(app: Flask) -> list[Case]:
+    """Cases for the public org routes (PUBLIC_ORG_ROUTES), every method."""
+    return [
+        Case(rule, method)
+        for rule in app.url_map.iter_rules()
+        if PUBLIC_ORG_ROUTES.get(rule.endpoint) == rule.rule
+        for method in sorted((rule.methods or set()) - NOT_EXERCISED_METHODS)
+    ]
 
 
 def targets(

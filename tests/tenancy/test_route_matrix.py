@@ -43,6 +43,7 @@ from tests.tenancy.matrix import (
     NOT_EXERCISED_METHODS,
     OTHER_REQUESTER_MARKERS,
     PUBLIC_HOOK_URL,
+    PUBLIC_ORG_ROUTES,
     Actor,
     Matrix,
     MatrixGap,
@@ -54,6 +55,7 @@ from tests.tenancy.matrix import (
     is_404,
     is_gate_404,
     normalized,
+    public_cases,
     snippet,
     succeeds,
     targets,
@@ -358,6 +360,81 @@ def test_control_the_same_requests_succeed_in_own_org(
     if org_summary(m.session, world["beta"]["org"].id) != beta_before:
         m.failures.append("alpha's own requests changed beta")
     m.assert_clean("control")
+
+
+def test_public_org_routes_show_only_the_org_name(
+    matrix: Matrix, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The public request form: anyone may use any org's, and it shows that org's name only.
+
+    The same page whoever asks (anonymous, a member, a member of the other org); an unknown
+    slug is a 404 that writes nothing; a submission files one ticket in that org only.
+    """
+    m = matrix
+    monkeypatch.setitem(m.app.config, "REQUEST_LIMIT_IP", "1000 per minute")
+    monkeypatch.setitem(m.app.config, "REQUEST_LIMIT_ADDRESS", "1000 per minute")
+    cases = public_cases(m.app)
+    assert {(c.rule.endpoint, c.method) for c in cases} == {
+        ("request_form.show", "GET"),
+        ("request_form.submit", "POST"),
+        ("request_form.thanks", "GET"),
+    }
+    assert not {c.rule.endpoint for c in m.cases} & PUBLIC_ORG_ROUTES.keys()
+    tickets_of_both = BETA_MARKERS + OTHER_REQUESTER_MARKERS + ("alpha-own",)
+    # (slug, org name, who asks, text that must not appear: a signed-in page names its user)
+    askers = [
+        ("alpha", "Alpha", m.anonymous, (*tickets_of_both, "@alpha.test", "@shared.test")),
+        ("alpha", "Alpha", m.alpha_requester, (*tickets_of_both, "@shared.test")),
+        ("alpha", "Alpha", m.dual, (*tickets_of_both, "@alpha.test")),
+        ("beta", "Beta", m.anonymous, (*tickets_of_both, "@alpha.test", "@shared.test")),
+        ("beta", "Beta", m.alpha_agent, (*tickets_of_both, "@shared.test")),
+    ]
+    with Unchanged(m, world):
+        for case in (c for c in cases if c.method == "GET"):
+            pages: dict[str, str] = {}
+            for slug, name, actor, markers in askers:
+                expect = public_answer(slug, name)
+                for htmx in (False, True):
+                    got = m.check("public", case, actor, {"org_slug": slug}, expect,
+                                  htmx=htmx, markers=markers)  # fmt: skip
+                    if got is None or got.status_code != 200:
+                        continue
+                    main = normalized(got)[2].split("<main>", 1)[-1].split("</main>", 1)[0]
+                    if pages.setdefault(slug, main) != main:
+                        m.failures.append(f"[public] {case.label} for {slug}: the page "
+                                          f"differs for {actor.name}")  # fmt: skip
+        for case in cases:
+            for actor in (m.anonymous, m.alpha_agent):
+                for htmx in (False, True):
+                    m.check("public", case, actor, {"org_slug": MISSING_SLUG}, is_404, htmx=htmx)
+    submit = next(c for c in cases if c.method == "POST")
+    for slug, other, actor in (("alpha", "beta", m.anonymous), ("beta", "alpha", m.alpha_agent)):
+        target_id, other_id = world[slug]["org"].id, world[other]["org"].id
+        before, other_before = org_summary(m.session, target_id), org_summary(m.session, other_id)
+        m.check("public", submit, actor, {"org_slug": slug}, public_answer(slug, ""),
+                markers=tickets_of_both)  # fmt: skip
+        after = org_summary(m.session, target_id)
+        if after["tickets"] != before["tickets"] + 1:
+            m.failures.append(f"[public] a submission to {slug} did not file exactly one ticket")
+        if org_summary(m.session, other_id) != other_before:
+            m.failures.append(f"[public] a submission to {slug} changed {other}")
+    m.assert_clean("public")
+
+
+def public_answer(slug: str, org_name: str) -> Any:
+    """Pages name the org; a submission is a 303 to the org's thanks page (no ids in it)."""
+
+    def expect(case: Any, response: Any) -> str | None:
+        if case.method == "POST":
+            thanks = f"/o/{slug}/request/thanks"
+            ok = response.status_code == 303 and response.headers.get("Location") == thanks
+            return None if ok else f"expected a 303 to {thanks}"
+        if response.status_code != 200:
+            return "expected 200"
+        body = response.get_data(as_text=True)
+        return None if org_name in body else f"the page does not name the org ({org_name})"
+
+    return expect
 
 
 def test_non_member_gets_the_same_404_as_for_a_missing_org(

@@ -270,3 +270,9 @@ def test_requester_card_lists_their_other_tickets(
     customer = Browser(app.test_client())
     customer.login("requester@alpha.test", password)
     assert "requester-tickets" not in customer.get("/o/alpha/tickets/2").get_data(as_text=True)
+
+
+def test_a_number_beyond_the_column_range_is_404_not_500(agent, client, world) -> None:
+    """Regression: a huge number reached PostgreSQL as an out-of-range integer (500)."""
+    assert agent.get("/o/alpha/tickets/99999999999999999999999").status_code == 404
+    assert agent.get("/o/alpha/tickets/2147483648").status_code == 404

@@ -202,6 +202,20 @@ def _paths() -> dict[str, Schema]:
             "responses": {**_ok("The updated ticket", "Ticket"),
                           **_errors("Forbidden", "UnsupportedMediaType")},
         }},
+        f"{ORG}/tickets/{{number}}/revoke-links": {"parameters": _params("OrgSlug", "Number"),
+                                                   "post": {
+            "operationId": "revokeRequesterLinks",
+            "summary": "Revoke every emailed link to the ticket at once (agents and admins). "
+                       "The requester's next email carries a new link.",
+            "responses": {**_ok("How many links were revoked", "RevokedLinks"),
+                          **_errors("Forbidden")},
+        }},
+        f"{ORG}/tickets/{{number}}/solve": {"parameters": _params("OrgSlug", "Number"), "post": {
+            "operationId": "solveTicket",
+            "summary": "\"This solved my problem\": mark the ticket solved (its requester, or "
+                       "staff). Already solved: unchanged. A closed ticket answers 422.",
+            "responses": {**_ok("The ticket", "Ticket"), **_errors()},
+        }},
         f"{ORG}/tickets/{{number}}/comments": {"parameters": _params("OrgSlug", "Number"), "get": {
             "operationId": "listComments",
             "summary": "The conversation, oldest first (requesters never see internal notes).",

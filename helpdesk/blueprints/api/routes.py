@@ -22,7 +22,7 @@ from helpdesk.blueprints.api.schemas import (
 )
 from helpdesk.db import get_session
 from helpdesk.models import CannedReply, Channel, SavedView
-from helpdesk.services import bulk, canned, queries, tickets, views
+from helpdesk.services import access_links, bulk, canned, queries, tickets, views
 from helpdesk.services.errors import Forbidden, NotFound, ValidationError
 from helpdesk.services.permissions import load_ticket
 
@@ -136,6 +136,23 @@ def create_comment(org_slug: str, number: str) -> tuple[Response, int]:
         set_status=data.get("status"),
     )
     return jsonify(serialize.comment(comment)), 201
+
+
+@bp.post("/orgs/<org_slug>/tickets/<number>/revoke-links")
+def revoke_links(org_slug: str, number: str) -> Response:
+    """Revoke every emailed requester link to the ticket (agents and admins)."""
+    parsed = payload.ticket_number(number)
+    count = access_links.revoke_links(get_session(), auth.current_member(), parsed)
+    return jsonify(revoked=count)
+
+
+@bp.post("/orgs/<org_slug>/tickets/<number>/solve")
+def solve_ticket(org_slug: str, number: str) -> Response:
+    """Mark the ticket solved ("this solved my problem"): its requester, or staff."""
+    parsed = payload.ticket_number(number)
+    session, member = get_session(), auth.current_member()
+    access_links.solve_by_requester(session, member, parsed)
+    return jsonify(serialize.ticket(load_ticket(session, member, parsed), org_slug))
 
 
 @bp.post("/orgs/<org_slug>/tickets/bulk")

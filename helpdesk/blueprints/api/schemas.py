@@ -306,6 +306,19 @@ FILLED: Schema = {
     "properties": {"body": {"type": "string", "description": "Ready to send as a reply."}},
 }
 
+REVOKED_LINKS: Schema = {
+    "type": "object",
+    "required": ["revoked"],
+    "properties": {
+        "revoked": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Links revoked now (links revoked earlier are not counted again).",
+        }
+    },
+    "additionalProperties": False,
+}
+
 COMPONENTS: dict[str, Schema] = {
     "Person": PERSON,
     "Ticket": TICKET,
@@ -325,6 +338,7 @@ COMPONENTS: dict[str, Schema] = {
     "CannedReplyList": CANNED_LIST,
     "NewCannedReply": NEW_CANNED,
     "FilledReply": FILLED,
+    "RevokedLinks": REVOKED_LINKS,
     **ADMIN_COMPONENTS,
     "Problem": PROBLEM,
 }

@@ -15,8 +15,18 @@ from helpdesk.extensions import get_redis
 from helpdesk.htmx import is_htmx, render, trigger
 from helpdesk.models import BODY_MAX, Channel, Priority, Status
 from helpdesk.rendering import render_markdown
+from helpdesk.services import (
+    access_links,
+    canned,
+    ordering,
+    orgs,
+    presence,
+    queries,
+    sla_view,
+    tickets,
+    views,
+)
 from helpdesk.services import bulk as bulk_service
-from helpdesk.services import canned, ordering, orgs, presence, queries, sla_view, tickets, views
 from helpdesk.services.errors import Conflict, ValidationError
 from helpdesk.services.permissions import load_ticket
 from helpdesk.services.validation import positive_int
@@ -127,6 +137,7 @@ def _detail(number: int, status: int = 200, block: str | None = None, **extra: A
         "others": queries.requester_tickets(session, ticket) if member.is_staff else [],
         "sla_timeline": sla_view.timeline(session, ticket) if member.is_staff else [],
         "canned": canned.list_canned(session, member),
+        "active_links": access_links.active_link_count(session, ticket) if member.is_staff else 0,
         "reply": {"body": "", "internal": False},
         "reply_errors": {},
         "field_errors": {},
@@ -210,6 +221,16 @@ def fields(org_slug: str, number: int) -> Response:
         return redirect(url_for("tickets.show", org_slug=org_slug, number=number), code=303)
     response = _detail(number, block="side")
     return trigger(response, toast=f"{len(events)} change(s) saved" if events else "No changes")
+
+
+@bp.post("/tickets/<int:number>/revoke-links")
+def revoke_links(org_slug: str, number: int) -> Response:
+    """Revoke every emailed link to this ticket (staff); the requester can be sent a new one."""
+    count = access_links.revoke_links(get_session(), gate.current_member(), number)
+    if not is_htmx():
+        return redirect(url_for("tickets.show", org_slug=org_slug, number=number), code=303)
+    toast = f"Revoked {count} link{'s' if count != 1 else ''}" if count else "No links to revoke"
+    return trigger(_detail(number, block="side"), toast=toast)
 
 
 @bp.post("/tickets/bulk")

@@ -1,0 +1,3 @@
+from helpdesk.blueprints.links.routes import bp
+
+__all__ = ["bp"]
