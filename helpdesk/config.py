@@ -62,6 +62,21 @@ class Settings:
     request_limit_ip: str = "10 per hour"
     request_limit_address: str = "5 per hour"
     inbound_limit_ip: str = "600 per minute"
+    storage: str = "disk"
+    storage_dir: str = ""
+    s3_endpoint: str = ""
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_bucket: str = "helpdesk"
+    s3_region: str = "us-east-1"
+    s3_quarantine_bucket: str = ""
+    clamd_url: str = ""
+    attachment_max_bytes: int = 25 * 1024 * 1024
+    attachment_max_files: int = 10
+    attachment_max_ticket_bytes: int = 200 * 1024 * 1024
+    download_url_ttl: int = 60
+    uploads_enabled: bool = True
+    downloads_enabled: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -96,6 +111,21 @@ class Settings:
             request_limit_ip=os.environ.get("REQUEST_LIMIT_IP", "10 per hour"),
             request_limit_address=os.environ.get("REQUEST_LIMIT_ADDRESS", "5 per hour"),
             inbound_limit_ip=os.environ.get("INBOUND_LIMIT_IP", "600 per minute"),
+            storage=os.environ.get("STORAGE", "disk"),
+            storage_dir=os.environ.get("STORAGE_DIR", ""),
+            s3_endpoint=os.environ.get("S3_ENDPOINT", ""),
+            s3_access_key=os.environ.get("S3_ACCESS_KEY", ""),
+            s3_secret_key=os.environ.get("S3_SECRET_KEY", ""),
+            s3_bucket=os.environ.get("S3_BUCKET", "helpdesk"),
+            s3_region=os.environ.get("S3_REGION", "us-east-1"),
+            s3_quarantine_bucket=os.environ.get("S3_QUARANTINE_BUCKET", ""),
+            clamd_url=os.environ.get("CLAMD_URL", ""),
+            attachment_max_bytes=_int("ATTACHMENT_MAX_BYTES", 25 * 1024 * 1024),
+            attachment_max_files=_int("ATTACHMENT_MAX_FILES", 10),
+            attachment_max_ticket_bytes=_int("ATTACHMENT_MAX_TICKET_BYTES", 200 * 1024 * 1024),
+            download_url_ttl=_int("DOWNLOAD_URL_TTL", 60),
+            uploads_enabled=_bool(os.environ.get("UPLOADS_ENABLED"), True),
+            downloads_enabled=_bool(os.environ.get("DOWNLOADS_ENABLED"), True),
         )
 
     @property
@@ -140,8 +170,33 @@ class Settings:
             raise ConfigError("ACCESS_LINK_DAYS must be between 1 and 365")
         if not 1024 <= self.inbound_max_bytes <= 100 * 1024 * 1024:
             raise ConfigError("INBOUND_MAX_BYTES must be between 1 KiB and 100 MiB")
+        self._validate_attachments()
         if not 1 <= self.webhook_timeout <= 60:
             raise ConfigError("WEBHOOK_TIMEOUT must be between 1 and 60 seconds")
+
+    def _validate_attachments(self) -> None:
+        if self.storage not in {"disk", "s3"}:
+            raise ConfigError("STORAGE must be disk or s3")
+        if self.storage == "s3":
+            missing = [name for name, value in (("S3_ENDPOINT", self.s3_endpoint),
+                       ("S3_ACCESS_KEY", self.s3_access_key), ("S3_SECRET_KEY", self.s3_secret_key),
+                       ("S3_BUCKET", self.s3_bucket)) if not value]  # fmt: skip
+            if missing:
+                raise ConfigError(f"STORAGE=s3 needs {', '.join(missing)}")
+            if not self.s3_endpoint.startswith(("http://", "https://")):
+                raise ConfigError("S3_ENDPOINT must look like http://host:port or https://host")
+        if self.clamd_url and not self.clamd_url.startswith(("tcp://", "unix://")):
+            raise ConfigError("CLAMD_URL must be tcp://host:port or unix:///path/to/socket")
+        if self.is_production and not self.clamd_url:
+            raise ConfigError("CLAMD_URL must be set in production: attachments are scanned")
+        if not 1 <= self.attachment_max_bytes <= 1024**3:
+            raise ConfigError("ATTACHMENT_MAX_BYTES must be between 1 byte and 1 GiB")
+        if not 1 <= self.attachment_max_files <= 100:
+            raise ConfigError("ATTACHMENT_MAX_FILES must be between 1 and 100")
+        if self.attachment_max_ticket_bytes < self.attachment_max_bytes:
+            raise ConfigError("ATTACHMENT_MAX_TICKET_BYTES must be at least ATTACHMENT_MAX_BYTES")
+        if not 1 <= self.download_url_ttl <= 300:
+            raise ConfigError("DOWNLOAD_URL_TTL must be between 1 and 300 seconds")
 
     def flask_config(self) -> dict[str, Any]:
         """Translate into Flask / extension config keys."""
@@ -178,6 +233,21 @@ class Settings:
             "REQUEST_LIMIT_IP": self.request_limit_ip,
             "REQUEST_LIMIT_ADDRESS": self.request_limit_address,
             "INBOUND_LIMIT_IP": self.inbound_limit_ip,
+            "STORAGE": self.storage,
+            "STORAGE_DIR": self.storage_dir,
+            "S3_ENDPOINT": self.s3_endpoint,
+            "S3_ACCESS_KEY": self.s3_access_key,
+            "S3_SECRET_KEY": self.s3_secret_key,
+            "S3_BUCKET": self.s3_bucket,
+            "S3_REGION": self.s3_region,
+            "S3_QUARANTINE_BUCKET": self.s3_quarantine_bucket,
+            "CLAMD_URL": self.clamd_url,
+            "ATTACHMENT_MAX_BYTES": self.attachment_max_bytes,
+            "ATTACHMENT_MAX_FILES": self.attachment_max_files,
+            "ATTACHMENT_MAX_TICKET_BYTES": self.attachment_max_ticket_bytes,
+            "DOWNLOAD_URL_TTL": self.download_url_ttl,
+            "UPLOADS_ENABLED": self.uploads_enabled,
+            "DOWNLOADS_ENABLED": self.downloads_enabled,
             **self.extra,
         }
 

@@ -1,6 +1,7 @@
 """All models, imported here so metadata and mappers are complete."""
 
 from helpdesk.models.access import AccessToken
+from helpdesk.models.attachment import Attachment, ScanStatus
 from helpdesk.models.canned import CannedReply
 from helpdesk.models.comment import BODY_MAX, Channel, Comment
 from helpdesk.models.inbound import InboundMessage, InboundStatus
@@ -37,6 +38,7 @@ __all__ = [
     "SUBJECT_MAX",
     "AccessToken",
     "ApiToken",
+    "Attachment",
     "BusinessCalendar",
     "CannedReply",
     "Channel",
@@ -56,6 +58,7 @@ __all__ = [
     "Priority",
     "Role",
     "SavedView",
+    "ScanStatus",
     "SlaEvent",
     "SlaPause",
     "SlaPolicy",

@@ -15,7 +15,7 @@ def test_production_refuses_default_or_missing_secret() -> None:
     for secret in (DEFAULT_SECRET_KEY, "", "short"):
         with pytest.raises(ConfigError, match="SECRET_KEY"):
             _settings(env="production", secret_key=secret).validate()
-    _settings(env="production", secret_key="x" * 40).validate()
+    _settings(env="production", secret_key="x" * 40, clamd_url="tcp://127.0.0.1:3310").validate()
 
 
 def test_development_accepts_default_secret() -> None:
@@ -44,3 +44,14 @@ def test_bad_webhook_networks_are_refused_at_start_up() -> None:
     with pytest.raises(ConfigError, match="WEBHOOK_ALLOWED_NETWORKS: 'loopback'"):
         _settings(webhook_allowed_networks="127.0.0.0/8, loopback").validate()
     _settings(webhook_allowed_networks="127.0.0.0/8, ::1/128").validate()
+
+
+def test_production_requires_virus_scanning_and_storage_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match="CLAMD_URL must be set in production"):
+        _settings(env="production", secret_key="x" * 40).validate()
+    with pytest.raises(ConfigError, match="STORAGE=s3 needs S3_ENDPOINT, S3_ACCESS_KEY"):
+        _settings(storage="s3").validate()
+    with pytest.raises(ConfigError, match="CLAMD_URL must be tcp://"):
+        _settings(clamd_url="clamd.local:3310").validate()
+    with pytest.raises(ConfigError, match="STORAGE must be disk or s3"):
+        _settings(storage="ftp").validate()
