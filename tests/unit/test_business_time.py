@@ -1,9 +1,7 @@
 """Business-time arithmetic, checked against a brute-force minute-by-minute reference.
 
-The reference walks UTC minutes and asks whether each one is business time in local time. A
-second pass through a repeated (fall-back) wall-clock hour counts only when business hours run
-straight through the end of the repetition: that is the instant-level meaning of "an
-ambiguous wall time means its first occurrence", which the module uses for interval ends.
+The reference and the hypothesis strategies are in business_time_helpers; the calendar's own
+parsing and checks are tested in test_calendars.
 """
 
 from __future__ import annotations
@@ -11,15 +9,12 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cache
-from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from helpdesk.services.business_time import (
-    MAX_HOLIDAYS,
     WEEKDAYS,
     Calendar,
     CalendarError,
@@ -28,143 +23,21 @@ from helpdesk.services.business_time import (
     business_minutes_between,
     business_seconds_between,
 )
-from helpdesk.services.errors import ValidationError
-
-ZONES = (
-    "Europe/Berlin",
-    "America/New_York",
-    "Australia/Lord_Howe",  # 30-minute DST shift
-    "Asia/Kolkata",  # +05:30, no DST
-    "UTC",
-    "America/Santiago",  # DST changes at local midnight
+from tests.unit.business_time_helpers import (
+    BERLIN,
+    LORD_HOWE,
+    MINUTE,
+    NEW_YORK,
+    OFFICE,
+    WINDOW_DAYS,
+    fast,
+    is_business_minute,
+    local,
+    reference_add,
+    reference_flags,
+    roomy_scenarios,
+    scenarios,
 )
-MINUTE = timedelta(minutes=1)
-BERLIN = ZoneInfo("Europe/Berlin")
-NEW_YORK = ZoneInfo("America/New_York")
-LORD_HOWE = ZoneInfo("Australia/Lord_Howe")
-OFFICE = {day: [["09:00", "17:00"]] for day in WEEKDAYS[:5]}
-WINDOW_DAYS = 7
-
-fast = settings(max_examples=150, deadline=None, database=None)
-
-
-# --- brute-force reference ----------------------------------------------------------------
-
-
-def _day_mask(intervals: tuple[tuple[time, time | None], ...]) -> bytearray:
-    mask = bytearray(24 * 60)
-    for start, end in intervals:
-        first = start.hour * 60 + start.minute
-        last = 24 * 60 if end is None else end.hour * 60 + end.minute
-        mask[first:last] = b"\x01" * (last - first)
-    return mask
-
-
-def _open_at(cal: Calendar, masks: list[bytearray], wall: datetime) -> bool:
-    """Whether the local wall-clock minute starting at `wall` is inside business hours."""
-    return wall.date() not in cal.holidays and bool(
-        masks[wall.weekday()][wall.hour * 60 + wall.minute]
-    )
-
-
-def is_business_minute(
-    cal: Calendar, instant: datetime, masks: list[bytearray] | None = None
-) -> bool:
-    """Whether the UTC minute starting at `instant` is business time, judged in local time."""
-    tz = ZoneInfo(cal.timezone)
-    masks = masks or [_day_mask(day) for day in cal.hours]
-    local = instant.astimezone(tz)
-    if not local.fold:
-        return _open_at(cal, masks, local.replace(tzinfo=None))
-    later = instant
-    while later.astimezone(tz).fold:  # find where the repeated wall-clock range ends
-        later += MINUTE
-    return _open_at(cal, masks, later.astimezone(tz).replace(tzinfo=None) - MINUTE)
-
-
-def reference_flags(cal: Calendar, start: datetime, minutes: int) -> list[bool]:
-    masks = [_day_mask(day) for day in cal.hours]
-    return [is_business_minute(cal, start + MINUTE * i, masks) for i in range(minutes)]
-
-
-def reference_add(start: datetime, flags: list[bool], amount: int) -> datetime:
-    if amount == 0:
-        return start
-    counted = 0
-    for index, flag in enumerate(flags):
-        counted += flag
-        if counted == amount:
-            return start + MINUTE * (index + 1)
-    raise AssertionError("the window is too short for this amount")
-
-
-# --- strategies ---------------------------------------------------------------------------
-
-
-@cache
-def transitions(zone: str) -> tuple[datetime, ...]:
-    """UTC hours in 2024-2025 right after the zone's offset changes (Jan/Jul 1 if none)."""
-    tz = ZoneInfo(zone)
-    hour = datetime(2024, 1, 1, tzinfo=UTC)
-    found = []
-    while hour.year < 2026:
-        following = hour + timedelta(hours=1)
-        if following.astimezone(tz).utcoffset() != hour.astimezone(tz).utcoffset():
-            found.append(following)
-        hour = following
-    return tuple(found) or (datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 7, 1, tzinfo=UTC))
-
-
-# Quarter hours of the day (96 = 24:00), drawn more often where DST changes happen: the small
-# hours (gaps and repeats in Europe, America, Lord Howe) and around midnight (Santiago).
-QUARTERS = st.one_of(st.integers(0, 96), st.integers(0, 14), st.integers(88, 96))
-
-
-def _quarter(point: int) -> time | None:
-    return None if point == 96 else time(point // 4, point % 4 * 15)
-
-
-@st.composite
-def week_hours(draw: st.DrawFn) -> tuple[tuple[tuple[time, time | None], ...], ...]:
-    days: list[tuple[tuple[time, time | None], ...]] = []
-    for _ in range(7):
-        points = sorted(draw(st.lists(QUARTERS, unique=True, max_size=6)))
-        days.append(
-            tuple(
-                (time(points[i] // 4, points[i] % 4 * 15), _quarter(points[i + 1]))
-                for i in range(0, len(points) - 1, 2)  # a start is below 96, so never 24:00
-            )
-        )
-    assume(any(days))
-    return tuple(days)
-
-
-@st.composite
-def scenarios(draw: st.DrawFn) -> tuple[Calendar, datetime]:
-    """A random calendar and a minute-aligned UTC start within a few days of a DST change."""
-    zone = draw(st.sampled_from(ZONES))
-    anchor = draw(st.sampled_from(transitions(zone)))
-    start = anchor + MINUTE * draw(st.integers(-5 * 1440, 180))
-    offsets = draw(st.lists(st.integers(-1, WINDOW_DAYS + 1), max_size=3))
-    holidays = frozenset(start.date() + timedelta(days=offset) for offset in offsets)
-    return Calendar(zone, draw(week_hours()), holidays), start
-
-
-@st.composite
-def roomy_scenarios(draw: st.DrawFn) -> tuple[Calendar, datetime, float]:
-    """A random calendar, any microsecond start in 2024-2025, and up to ~10 weeks of seconds."""
-    zone = draw(st.sampled_from(ZONES))
-    start = draw(st.datetimes(datetime(2024, 1, 1), datetime(2025, 12, 31), timezones=st.just(UTC)))
-    holidays = draw(st.frozensets(st.dates(date(2024, 1, 1), date(2026, 6, 30)), max_size=20))
-    hours = draw(week_hours())
-    weekly = sum(
-        ((end.hour * 60 + end.minute) if end else 1440) - (begin.hour * 60 + begin.minute)
-        for day in hours
-        for begin, end in day
-    )
-    seconds = draw(st.floats(0, weekly * 60 * 10, allow_nan=False))
-    return Calendar(zone, hours, holidays), start, seconds
-
 
 # --- properties ---------------------------------------------------------------------------
 
@@ -253,22 +126,7 @@ def test_adding_twice_equals_adding_the_sum(
     assert stepped == add_business_seconds(cal, start, first + second)
 
 
-@fast
-@given(st.sampled_from(ZONES), week_hours(), st.frozensets(st.dates(), max_size=30))
-def test_json_round_trips(
-    zone: str, hours: tuple[tuple[tuple[time, time | None], ...], ...], holidays: frozenset[date]
-) -> None:
-    cal = Calendar(zone, hours, holidays)
-    assert Calendar.from_json(**cal.to_json()) == cal  # type: ignore[arg-type]
-
-
 # --- examples -----------------------------------------------------------------------------
-
-
-def local(
-    tz: ZoneInfo, year: int, month: int, day: int, hour: int = 0, minute: int = 0
-) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=tz)
 
 
 def test_friday_afternoon_rolls_over_the_weekend_to_monday() -> None:
@@ -372,169 +230,7 @@ def test_always_is_plain_timedelta_arithmetic() -> None:
     assert not Calendar.from_json("UTC", OFFICE, []).is_always
 
 
-def test_to_json_lists_every_day_and_sorted_holidays() -> None:
-    cal = Calendar.from_json(
-        "Europe/Berlin",
-        {"Mon": [["13:00", "24:00"], ["09:00", "12:00"]]},
-        [
-            "2025-12-26",
-            "2025-12-25",
-            "2025-12-25",
-        ],
-    )
-    assert cal.to_json() == {
-        "timezone": "Europe/Berlin",
-        "hours": {"mon": [["09:00", "12:00"], ["13:00", "24:00"]]} | {d: [] for d in WEEKDAYS[1:]},
-        "holidays": ["2025-12-25", "2025-12-26"],
-    }
-
-
 # --- errors -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("timezone", "hours", "holidays", "field", "message"),
-    [
-        ("Mars/Base", OFFICE, [], "timezone", "unknown timezone 'Mars/Base'"),
-        ("../etc/passwd", OFFICE, [], "timezone", "use an IANA name such as 'Europe/Berlin'"),
-        ("", OFFICE, [], "timezone", "choose a time zone by its IANA name"),
-        (
-            "UTC",
-            {"funday": [["09:00", "17:00"]], "mon": [["09:00", "17:00"]]},
-            [],
-            "hours.funday",
-            "unknown weekday 'funday'; use mon, tue, wed, thu, fri, sat or sun",
-        ),
-        (
-            "UTC",
-            {"mon": [["9am", "17:00"]]},
-            [],
-            "hours.mon",
-            "'9am' is not a time; write 24-hour HH:MM",
-        ),
-        ("UTC", {"mon": [["09:00", "25:00"]]}, [], "hours.mon", "'25:00' is not a time"),
-        ("UTC", {"mon": [["24:00", "24:00"]]}, [], "hours.mon", "'24:00' can only end an interval"),
-        (
-            "UTC",
-            {"mon": [["17:00", "09:00"]]},
-            [],
-            "hours.mon",
-            "interval 17:00-09:00 must start before it ends",
-        ),
-        (
-            "UTC",
-            {"mon": [["09:00", "09:00"]]},
-            [],
-            "hours.mon",
-            "interval 09:00-09:00 must start before it ends",
-        ),
-        (
-            "UTC",
-            {"mon": [["13:00", "17:00"], ["09:00", "13:30"]]},
-            [],
-            "hours.mon",
-            "intervals 09:00-13:30 and 13:00-17:00 overlap; merge them into one",
-        ),
-        ("UTC", {"mon": [["09:00"]]}, [], "hours.mon", "['09:00'] is not a [start, end] interval"),
-        ("UTC", {"mon": "09:00-17:00"}, [], "hours.mon", "give a list of [start, end] intervals"),
-        ("UTC", {"mon": [["09:00", "17:00"]], "Mon": []}, [], "hours.Mon", "mon is given twice"),
-        ("UTC", {}, [], "hours", "the week has no business hours; open at least one day"),
-        ("UTC", {"sat": []}, [], "hours", "the week has no business hours"),
-        (
-            "UTC",
-            [["09:00", "17:00"]],
-            [],
-            "hours",
-            "map weekdays (mon ... sun) to lists of intervals",
-        ),
-        (
-            "UTC",
-            OFFICE,
-            ["2025-13-01"],
-            "holidays",
-            "not a date: '2025-13-01'; write dates as YYYY-MM-DD",
-        ),
-        (
-            "UTC",
-            OFFICE,
-            ["25/12/2025", 7, "x", "y"],
-            "holidays",
-            "not a date: '25/12/2025', 7, 'x' and 1 more",
-        ),
-        (
-            "UTC",
-            OFFICE,
-            "2025-12-25",
-            "holidays",
-            "give holidays as a list of dates written YYYY-MM-DD",
-        ),
-        (
-            "UTC",
-            OFFICE,
-            ["2025-01-01"] * (MAX_HOLIDAYS + 1),
-            "holidays",
-            f"keep to {MAX_HOLIDAYS} holidays or fewer (got {MAX_HOLIDAYS + 1})",
-        ),
-    ],
-)
-def test_from_json_rejects_bad_input_with_a_message_per_field(
-    timezone: str, hours: object, holidays: object, field: str, message: str
-) -> None:
-    with pytest.raises(CalendarError) as caught:
-        Calendar.from_json(timezone, hours, holidays)  # type: ignore[arg-type]
-    assert message in caught.value.errors[field]
-    assert isinstance(caught.value, ValueError) and isinstance(caught.value, ValidationError)
-
-
-def test_from_json_reports_every_problem_at_once_without_a_misleading_empty_week() -> None:
-    with pytest.raises(CalendarError) as caught:
-        Calendar.from_json("Mars/Base", {"mon": [["9", "17:00"]]}, ["soon"])
-    assert set(caught.value.errors) == {"timezone", "hours.mon", "holidays"}
-
-
-@pytest.mark.parametrize(
-    ("hours", "holidays", "field", "message"),
-    [
-        ((((time(9), time(17)),),) * 6, frozenset(), "hours", "give opening hours for 7 days"),
-        (
-            ((((time(13), time(17)), (time(9), time(12))),) + ((),) * 6),
-            frozenset(),
-            "hours.mon",
-            "list the intervals in order of start time",
-        ),
-        (
-            (((time(9, 0, 30), time(17)),),) * 7,
-            frozenset(),
-            "hours.mon",
-            "whole-minute local times",
-        ),
-        (
-            ([(time(9), time(17))],) * 7,
-            frozenset(),
-            "hours.mon",
-            "as a tuple of (start, end) pairs",
-        ),
-        ((((time(9), time(17)),),) * 7, {date(2025, 1, 1)}, "holidays", "as a frozenset of dates"),
-        (
-            (((time(9), time(17)),),) * 7,
-            frozenset({datetime(2025, 1, 1)}),
-            "holidays",
-            "frozenset of dates",
-        ),
-        (
-            (((time(9), time(17)),),) * 7,
-            frozenset(date(2025, 1, 1) + timedelta(days=n) for n in range(501)),
-            "holidays",
-            "keep to 500 holidays or fewer (got 501)",
-        ),
-    ],
-)
-def test_the_constructor_checks_its_fields_too(
-    hours: object, holidays: object, field: str, message: str
-) -> None:
-    with pytest.raises(CalendarError) as caught:
-        Calendar("UTC", hours, holidays)  # type: ignore[arg-type]
-    assert message in caught.value.errors[field]
 
 
 def test_five_years_without_business_time_raise_instead_of_looping() -> None:

@@ -1,4 +1,7 @@
-"""SMTP transport against a real aiosmtpd server on loopback (plain, STARTTLS, implicit TLS)."""
+"""SMTP sending against a real aiosmtpd server on loopback (plain, STARTTLS, implicit TLS).
+
+The settings are tested in test_smtp_config, message building in test_mail_messages.
+"""
 
 from __future__ import annotations
 
@@ -19,20 +22,14 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from helpdesk.services.mail_transport import (
-    MailConfigError,
-    OutgoingMail,
     PermanentMailError,
-    SmtpConfig,
     TransientMailError,
-    build_message,
-    make_message_id,
     parse_smtp_url,
     send_mail,
-    ticket_thread_id,
 )
+from tests.unit.mail_helpers import THREAD, make_mail
 
 PASSWORD = "Pw-s3cret/with:odd@chars"
-THREAD = "<helpdesk.ticket.alpha.42@support.example.com>"
 
 
 class Recorder:
@@ -129,215 +126,6 @@ def server_tls(tls_files: tuple[Path, Path]) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(*tls_files)
     return context
-
-
-def make_mail(**changes: Any) -> OutgoingMail:
-    mail = OutgoingMail(
-        to=["dana@example.com"],
-        subject="[#42] Printer on fire — ça brûle",
-        text="Plain text body\nsecond line",
-        html="<p>HTML body</p>",
-        from_addr="support@example.com",
-        from_name='Société Générale, "Support"',
-        message_id=make_message_id("comment", 7, "support.example.com"),
-        in_reply_to=THREAD,
-        references=[THREAD, "<helpdesk.comment.6@support.example.com>"],
-    )
-    return replace(mail, **changes)
-
-
-# --- parse_smtp_url -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("url", "expected"),
-    [
-        ("smtp://mail.example.com", ("mail.example.com", 25, None, None, "none", 10.0)),
-        ("smtps://mail.example.com", ("mail.example.com", 465, None, None, "ssl", 10.0)),
-        (
-            "smtp://me%40example.com:p%2Fw%3A%40@Mail.Example.com:587?security=StartTLS&timeout=2.5",
-            ("mail.example.com", 587, "me@example.com", "p/w:@", "starttls", 2.5),
-        ),
-        ("smtps://u:p@mail.example.com:2465/", ("mail.example.com", 2465, "u", "p", "ssl", 10.0)),
-        ("  SMTP://[::1]:1025?security=none \n", ("::1", 1025, None, None, "none", 10.0)),
-    ],
-)
-def test_parse_smtp_url(url: str, expected: tuple[object, ...]) -> None:
-    config = parse_smtp_url(url)
-    got = (config.host, config.port, config.username, config.password, config.security)
-    assert (*got, config.timeout) == expected
-
-
-@pytest.mark.parametrize(
-    ("url", "message"),
-    [
-        ("", "SMTP_URL is empty"),
-        ("http://mail.example.com", "must start with smtp:// or smtps://"),
-        ("mail.example.com:25", "must start with smtp:// or smtps://"),
-        ("smtp:mail.example.com", "must start with smtp:// or smtps://"),
-        ("smtp://", "has no host"),
-        ("smtp://:25", "has no host"),
-        ("smtp://mail.example.com:99999", "port must be a number from 1 to 65535"),
-        ("smtp://mail.example.com:0", "port must be a number from 1 to 65535"),
-        ("smtp://mail.example.com:2x5", "port must be a number"),
-        ("smtp://mail.example.com/inbox", "must not have a path"),
-        ("smtp://mail.example.com?security=tls", "security must be none or starttls"),
-        ("smtps://mail.example.com?security=starttls", "smtps:// always uses implicit TLS"),
-        ("smtp://mail.example.com?timeout=0", "timeout must be a number of seconds"),
-        ("smtp://mail.example.com?timeout=soon", "timeout must be a number of seconds"),
-        ("smtp://mail.example.com?timeout=nan", "timeout must be a number of seconds"),
-        ("smtp://mail.example.com?tls=1", "unknown option 'tls'"),
-        ("smtp://mail.example.com?timeout=1&timeout=2", "sets timeout twice"),
-        ("smtp://bob@mail.example.com", "user name 'bob' but no password"),
-        ("smtp://bob:@mail.example.com", "is a variable in it unset?"),
-        ("smtp://:pw@mail.example.com", "has a password but no user name"),
-        ("smtp://mail example.com", "contains spaces or control characters"),
-        ("smtp://mail_server!:25", "not a valid host name"),
-        ("smtp://bob:p%C3%A4ss@mail.example.com", "must be ASCII"),
-    ],
-)
-def test_parse_smtp_url_refuses_bad_urls(url: str, message: str) -> None:
-    with pytest.raises(MailConfigError, match=message.replace("?", r"\?")):
-        parse_smtp_url(url)
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "smtp://bob:Zq7/Xw9@mail.example.com",  # '/' in the password cuts the URL
-        "smtp://bob:Zq7#Xw9@mail.example.com",
-        "smtp://bob:12?Zq7Xw9@mail.example.com",
-        "smtp://bob:Zq7 Xw9@mail.example.com",
-    ],
-)
-def test_parse_errors_never_show_the_password(url: str) -> None:
-    with pytest.raises(MailConfigError) as caught:
-        parse_smtp_url(url)
-    assert "Zq7" not in str(caught.value)
-    assert "Xw9" not in str(caught.value)
-    assert "percent-encode" in str(caught.value)
-
-
-def test_redacted_hides_the_password_and_parses_back() -> None:
-    config = parse_smtp_url(
-        "smtp://me%40example.com:hunter2@mail.example.com:587?security=starttls"
-    )
-    assert config.redacted() == (
-        "smtp://me%40example.com:***@mail.example.com:587?security=starttls&timeout=10"
-    )
-    assert "hunter2" not in repr(config)
-    assert parse_smtp_url(config.redacted()) == replace(config, password="***")
-    assert parse_smtp_url("smtps://[::1]").redacted() == "smtps://[::1]:465?timeout=10"
-
-
-def test_config_refuses_bad_values_when_built_directly() -> None:
-    with pytest.raises(MailConfigError, match="security must be one of: none, starttls, ssl"):
-        SmtpConfig(host="h", port=25, username=None, password=None, security="tls")
-    with pytest.raises(MailConfigError, match="needs both a user name and a password"):
-        SmtpConfig(host="h", port=25, username="bob", password=None, security="none")
-
-
-# --- ids and message building ---------------------------------------------------------------
-
-
-def test_message_ids_are_stable() -> None:
-    first = make_message_id("comment", 7, "Support.Example.com")
-    assert first == "<helpdesk.comment.7@support.example.com>"
-    assert make_message_id("comment", "7", "support.example.com") == first
-    assert ticket_thread_id("alpha", 42, "support.example.com") == THREAD
-
-
-@pytest.mark.parametrize(
-    "call",
-    [
-        lambda: make_message_id("com.ment", 7, "example.com"),
-        lambda: make_message_id("comment", "7 8", "example.com"),
-        lambda: make_message_id("comment", True, "example.com"),
-        lambda: make_message_id("comment", 7, "ex@mple.com"),
-        lambda: make_message_id("comment", 7, "example.com>\r\nBcc: x@evil.test"),
-        lambda: ticket_thread_id("al.pha", 1, "example.com"),
-        lambda: ticket_thread_id("alpha", 0, "example.com"),
-    ],
-)
-def test_message_id_parts_are_checked(call: Callable[[], str]) -> None:
-    with pytest.raises(ValueError, match="must be"):
-        call()
-
-
-def test_build_message_with_both_parts_and_thread_headers() -> None:
-    message = build_message(make_mail())
-    raw = message.as_bytes()
-    assert message.get_content_type() == "multipart/alternative"
-    parts = [part.get_content_type() for part in message.iter_parts()]
-    assert parts == ["text/plain", "text/html"]
-    headers = raw.split(b"\r\n\r\n")[0]
-    assert headers.isascii()
-    unfolded = headers.replace(b"\r\n ", b" ").split(b"\r\n")
-    assert any(line.startswith(b"From: =?utf-8?") for line in unfolded)
-    parsed = email.message_from_bytes(raw, policy=email.policy.default)
-    assert parsed["From"].addresses[0].display_name == 'Société Générale, "Support"'
-    assert parsed["From"].addresses[0].addr_spec == "support@example.com"
-    assert parsed["Subject"] == "[#42] Printer on fire — ça brûle"
-    assert parsed["Message-ID"] == "<helpdesk.comment.7@support.example.com>"
-    assert parsed["In-Reply-To"] == THREAD
-    assert parsed["References"].split() == [THREAD, "<helpdesk.comment.6@support.example.com>"]
-    assert parsed["Auto-Submitted"] == "auto-generated"
-    assert parsed["X-Auto-Response-Suppress"] == "All"
-    assert parsed["Date"].datetime.utcoffset().total_seconds() == 0
-
-
-def test_text_only_message_and_extra_headers() -> None:
-    message = build_message(
-        make_mail(html=None, reply_to="reply+42@example.com", extra_headers={"X-Ticket": "42"})
-    )
-    assert message.get_content_type() == "text/plain"
-    assert message.get_content().rstrip("\n") == "Plain text body\nsecond line"
-    assert message["Reply-To"] == "reply+42@example.com"
-    assert message["X-Ticket"] == "42"
-
-
-def test_long_thread_ids_are_never_encoded() -> None:
-    long_id = f"<helpdesk.ticket.{'a' * 60}.1@{'sub.' * 10}example.com>"
-    raw = build_message(make_mail(in_reply_to=long_id, references=[long_id] * 3)).as_bytes()
-    assert f"In-Reply-To: {long_id}\r\n".encode() in raw
-    assert f"References: {long_id}\r\n {long_id}\r\n {long_id}\r\n".encode() in raw
-
-
-@pytest.mark.parametrize(
-    "changes",
-    [
-        {"subject": "Hello\r\nBcc: victim@example.org"},
-        {"subject": "Hello\nX-Injected: 1"},
-        {"subject": "Hello\u2028X-Injected: 1"},
-        {"from_name": "Support\r\nBcc: victim@example.org"},
-        {"from_addr": "support@example.com\r\nBcc: victim@example.org"},
-        {"to": ["dana@example.com\nBcc: victim@example.org"]},
-        {"reply_to": "x@example.com\r\nBcc: victim@example.org"},
-        {"message_id": "<a@example.com>\r\nBcc: victim@example.org"},
-        {"in_reply_to": "<a@example.com>\nBcc: victim@example.org"},
-        {"references": ["<a@example.com>\r\nBcc: victim@example.org"]},
-        {"extra_headers": {"X-Ticket": "42\r\nBcc: victim@example.org"}},
-        {"extra_headers": {"X-Ticket\r\nBcc": "victim@example.org"}},
-    ],
-)
-def test_header_injection_is_refused(changes: dict[str, Any]) -> None:
-    with pytest.raises(ValueError, match=r"line break|not a valid|letters, digits"):
-        build_message(make_mail(**changes))
-
-
-@pytest.mark.parametrize(
-    ("changes", "message"),
-    [
-        ({"to": []}, "no recipients"),
-        ({"to": ["not-an-address"]}, "'not-an-address' is not a valid email address"),
-        ({"message_id": "helpdesk.1@example.com"}, "is not a message id"),
-        ({"extra_headers": {"Bcc": "x@example.com"}}, "set Bcc through the OutgoingMail fields"),
-        ({"text": "  "}, "needs a plain-text body"),
-    ],
-)
-def test_build_message_explains_bad_input(changes: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        build_message(make_mail(**changes))
 
 
 # --- sending --------------------------------------------------------------------------------
