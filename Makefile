@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv .venv run test lint fmt migrate clean reset-dev-data
+.PHONY: venv .venv run test lint fmt migrate clean reset-dev-data bench
 
 venv .venv: $(STAMP)
 
@@ -31,6 +31,13 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Scale benchmark (not CI; needs PostgreSQL, Redis and wrk): gunicorn + worker + cron driven
+# by wrk on generated data. `make bench N=100000` for one size, `make bench SCALE=10k,100k,1m`
+# for several and the growth between them. See docs/performance.md.
+SCALE ?= 10k,100k
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(if $(N),--tickets $(N),--scale $(SCALE)) $(BENCH_ARGS)
 
 migrate: $(STAMP)
 	$(BIN)/python -m alembic upgrade head

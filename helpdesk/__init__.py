@@ -34,6 +34,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.teardown_appcontext(close_session)
     tenancy.install()
     tasks.install()
+    from helpdesk import storage
+
+    storage.init_app(app)  # no I/O: buckets/dirs are created on first use; /readyz checks
     requestid.init_app(app)
 
     _init_login(app)

@@ -8,6 +8,7 @@ from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
 from helpdesk.services.errors import Forbidden, NotFound
+from helpdesk.storage import StorageError
 
 MESSAGES = {
     400: "The request could not be understood.",
@@ -87,8 +88,19 @@ def _redis_down(_exc: RedisError) -> Response:
     return response
 
 
+def _storage_down(_exc: StorageError) -> Response:
+    # A backstop: upload and download code answers its own 503 with context; anything that
+    # reaches here still gets a clear page (the transaction was not committed).
+    response = error_response(
+        503, "File storage is unavailable right now, so nothing was saved. Please try again soon."
+    )
+    response.headers["Retry-After"] = "30"
+    return response
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(RedisError, _redis_down)
+    app.register_error_handler(StorageError, _storage_down)
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(NotFound, lambda exc: error_response(404, str(exc)))

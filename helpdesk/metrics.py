@@ -43,7 +43,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from helpdesk.models import BREACH_LEVEL, SlaEvent
-from helpdesk.services import job_status
+from helpdesk.services import job_status, scans
 from helpdesk.services.tasks import QUEUES
 from helpdesk.tenancy import unscoped
 
@@ -227,6 +227,7 @@ class JobCollector(Collector):
             deliveries = job_status.delivery_counts(session, now)
             outbox = job_status.outbox_status(session, now)
             runs = {r.name: r for r in job_status.periodic_runs(session, now)}
+            scan_backlog = scans.backlog(session, now)
             try:
                 sla_totals: dict[str, int] | None = sla_event_totals(session, self.redis)
             except RedisError:  # the cursor lives in Redis: skip only this counter
@@ -249,6 +250,7 @@ class JobCollector(Collector):
             value=outbox.oldest_age_seconds or 0.0,
         )
         yield from _periodic_metrics(runs)
+        yield from _scan_metrics(scan_backlog)
         if sla_totals is not None:
             events = CounterMetricFamily(
                 "helpdesk_sla_events", "SLA warnings and breaches fired", labels=["level"]
@@ -275,6 +277,25 @@ def _periodic_metrics(runs: Mapping[str, job_status.PeriodicRun]) -> Iterator[Me
         "Seconds since each periodic job last finished (+Inf before the first)",
         "job",
         {name: _age_value(run) for name, run in runs.items()},
+    )
+
+
+def _scan_metrics(backlog: scans.ScanBacklog) -> Iterator[Metric]:
+    yield _gauge(
+        "helpdesk_attachments_scan_status",
+        "Attachments not yet settled, by scan status (pending, error); not downloadable",
+        "status",
+        backlog.counts,
+    )
+    yield GaugeMetricFamily(
+        "helpdesk_attachment_oldest_pending_age_seconds",
+        "Age of the oldest attachment waiting for its virus scan (0 when none)",
+        value=backlog.oldest_pending_age_seconds or 0.0,
+    )
+    yield GaugeMetricFamily(
+        "helpdesk_attachment_scans_given_up",
+        "Attachments whose scan failed every retry: alarm; fix clamd, then attachments rescan",
+        value=backlog.given_up,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs import inbound, notify, sla
+from jobs import inbound, notify, scan, sla
 
 PERIODIC: list[dict[str, Any]] = [
     {"func": sla.sweep, "queue_name": "sla", "interval": 10, "job_timeout": 120, "ttl": 30},
@@ -20,6 +20,13 @@ PERIODIC: list[dict[str, Any]] = [
         "interval": 60,
         "job_timeout": 120,
         "ttl": 120,
+    },
+    {  # failed scans whose backoff has passed, scans whose job was lost (services/scans.py)
+        "func": scan.relay,
+        "queue_name": "scan",
+        "interval": 30,
+        "job_timeout": 120,
+        "ttl": 60,
     },
     {
         "func": notify.send_digests,

@@ -90,9 +90,11 @@ def cron_command() -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Add the worker, cron and jobs commands to `flask --app wsgi`."""
+    """Add the worker, cron, jobs and attachments commands to `flask --app wsgi`."""
+    from jobs.attachments_cli import attachments_group
     from jobs.cli import jobs_group
 
     app.cli.add_command(worker_command)
     app.cli.add_command(cron_command)
     app.cli.add_command(jobs_group)
+    app.cli.add_command(attachments_group)

@@ -5,6 +5,10 @@ never fails them: readiness decides whether *this web process* gets traffic, and
 scheduler does not make it unable to serve. Failing every web instance because the SLA
 sweep stalled would turn a background outage into a full one. A stale sweep is an alarm
 instead (`helpdesk_sla_sweep_age_seconds`, docs/runbook.md "Background jobs").
+
+Attachment storage *is* a readiness check (disk: the directory takes a new file; S3: the
+endpoint answers and the buckets exist, created if missing). The app starts while S3 is down
+so that this check, not a crash loop, is what reports it.
 """
 
 from __future__ import annotations
@@ -16,13 +20,16 @@ from typing import Any
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from flask import current_app, has_app_context
 from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from helpdesk import scanning
 from helpdesk.services import job_status
+from helpdesk.storage import Storage, StorageError, get_storage
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -65,14 +72,43 @@ def check_redis(client: Redis) -> dict[str, Any]:
     return {"ok": True, "detail": "ok"}
 
 
-def readiness(engine: Engine, redis: Redis) -> dict[str, dict[str, Any]]:
-    """Run every readiness check; each reports ok plus a short detail."""
+def check_storage(storage: Storage) -> dict[str, Any]:
+    """Report whether attachment storage takes writes now (the detail says what to fix)."""
+    try:
+        storage.check()
+    except StorageError as exc:
+        return {"ok": False, "detail": str(exc)}
+    return {"ok": True, "detail": "ok"}
+
+
+def readiness(
+    engine: Engine, redis: Redis, storage: Storage | None = None
+) -> dict[str, dict[str, Any]]:
+    """Run every readiness check; each reports ok plus a short detail.
+
+    Without `storage`, the current app's attachment storage is checked (when there is an app).
+    """
     db_ok, db_detail = check_database(engine)
-    return {
+    checks = {
         "database": {"ok": db_ok, "detail": db_detail},
         "migrations": check_migrations(engine),
         "redis": check_redis(redis),
     }
+    if storage is None and has_app_context():
+        storage = get_storage(current_app)
+    if storage is not None:
+        checks["storage"] = check_storage(storage)
+    clamd_url = str(current_app.config.get("CLAMD_URL") or "") if has_app_context() else ""
+    if clamd_url:
+        checks["clamd"] = check_clamd(clamd_url)
+    return checks
+
+
+def check_clamd(url: str) -> dict[str, Any]:
+    """Report whether clamd answers PING (uploads stay unscanned — not downloadable — if not)."""
+    if scanning.ping(url, timeout=2):
+        return {"ok": True, "detail": "ok"}
+    return {"ok": False, "detail": "clamd does not answer PING at CLAMD_URL"}
 
 
 _BACKGROUND_NAMES = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,7 +27,7 @@ from helpdesk.models import (
     User,
 )
 from helpdesk.rendering import render_markdown
-from helpdesk.services import orgs, outbox, search, sla
+from helpdesk.services import attachments, orgs, outbox, search, sla
 from helpdesk.services.errors import Conflict, ValidationError
 from helpdesk.services.permissions import can_see_internal, load_ticket, require_staff
 from helpdesk.services.validation import (
@@ -80,9 +81,18 @@ def _next_number(session: Session, org_id: int) -> int:
 
 
 def open_ticket(
-    session: Session, org: Organization, actor: Membership, data: NewTicket, channel: Channel
+    session: Session,
+    org: Organization,
+    actor: Membership,
+    data: NewTicket,
+    channel: Channel,
+    uploads: Sequence[attachments.Prepared] = (),
 ) -> Ticket:
-    """Create a ticket with its first message; staff open it for any requester email."""
+    """Create a ticket with its first message; staff open it for any requester email.
+
+    `uploads` (from `attachments.check_uploads`) are stored with the first message, in the
+    same transaction: if storing them fails, nothing of the ticket is saved either.
+    """
     errors: dict[str, str] = {}
     subject = body = priority = ""
     try:
@@ -122,7 +132,9 @@ def open_ticket(
     search.index_new_ticket(ticket, subject, body)
     session.add(ticket)
     session.flush()
-    session.add(_comment(ticket, actor, body, internal=False, channel=channel))
+    first = _comment(ticket, actor, body, internal=False, channel=channel)
+    session.add(first)
+    attachments.attach_to_message(session, actor, ticket, first, uploads)
     sla.ticket_opened(session, ticket, now)
     outbox.emit(session, org.id, EventKind.TICKET_CREATED, ticket=ticket, actor_id=actor.user_id)
     session.commit()
@@ -163,8 +175,11 @@ def add_comment(
     channel: Channel = Channel.WEB,
     set_status: str | None = None,
     seen_up_to: int | None = None,
+    uploads: Sequence[attachments.Prepared] = (),
 ) -> Comment:
     """Add a public reply or an internal note; replies may move the ticket's status.
+
+    `uploads` are stored with the comment in the same transaction (all or nothing).
 
     `seen_up_to` is the newest comment id the writer had on screen: if someone else wrote
     since, nothing is saved and Conflict says so (the writer reads, then sends again).
@@ -179,6 +194,7 @@ def add_comment(
     comment = _comment(ticket, actor, text, internal, channel)
     session.add(comment)
     session.flush()
+    attachments.attach_to_message(session, actor, ticket, comment, uploads)
     search.index_comment(ticket, text, internal)
     now = utcnow()
     sla.comment_added(session, ticket, comment, actor, now)

@@ -161,3 +161,70 @@
     if (action && action()) event.preventDefault();
   });
 })();
+
+// Attachments: check the chosen files against the limits the server put on the input
+// (data-max-files, data-max-bytes) before anything is sent, show the upload's progress,
+// and let an upload form's 413/503 answer (the form with its message) replace the form.
+(function () {
+  "use strict";
+  var FIELD = "input[type=file][data-max-bytes]";
+  function size(bytes) {
+    if (bytes >= 1048576) return (bytes / 1048576).toFixed(1).replace(/\.0$/, "") + " MB";
+    return bytes >= 1024 ? Math.round(bytes / 1024) + " KB" : bytes + " bytes";
+  }
+  function problem(input) {
+    var files = Array.prototype.slice.call(input.files || []);
+    var most = Number(input.getAttribute("data-max-files"));
+    var limit = Number(input.getAttribute("data-max-bytes"));
+    if (most && files.length > most) return "Attach at most " + most + " files to one message (you chose " + files.length + ").";
+    for (var i = 0; i < files.length; i++) {
+      var f = files[i];
+      if (!f.size) return f.name + " is empty: choose a file with something in it.";
+      if (limit && f.size > limit) return f.name + " is " + size(f.size) + ": each file must be at most " + size(limit) + ".";
+    }
+    return "";
+  }
+  document.addEventListener("change", function (event) {
+    var input = event.target;
+    if (!input.matches || !input.matches(FIELD)) return;
+    var message = problem(input);
+    input.setCustomValidity(message); // the browser (and htmx) will not send the form
+    var out = document.getElementById(input.getAttribute("aria-describedby"));
+    if (out) out.textContent = message;
+  });
+  function progressOf(elt) {
+    var form = elt && elt.matches && elt.matches("form[data-upload]") ? elt : null;
+    var input = form && form.querySelector(FIELD);
+    if (!input || !input.files || !input.files.length) return null;
+    return form.querySelector("progress[data-upload-progress]");
+  }
+  // htmx reports the upload's and then the response's events: the first loadend ends the upload.
+  document.addEventListener("htmx:xhr:loadstart", function (event) {
+    var bar = progressOf(event.target);
+    if (!bar || bar.hasAttribute("data-active")) return;
+    bar.setAttribute("data-active", "");
+    bar.removeAttribute("data-sent");
+    bar.value = 0;
+    bar.hidden = false;
+  });
+  document.addEventListener("htmx:xhr:progress", function (event) {
+    var bar = progressOf(event.target), d = event.detail;
+    if (!bar || bar.hasAttribute("data-sent") || !d.lengthComputable || !d.total) return;
+    bar.value = Math.round((100 * d.loaded) / d.total);
+  });
+  document.addEventListener("htmx:xhr:loadend", function (event) {
+    var bar = progressOf(event.target);
+    if (bar) { bar.value = 100; bar.setAttribute("data-sent", ""); }
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var bar = progressOf(event.target);
+    if (bar) { bar.hidden = true; bar.removeAttribute("data-active"); }
+  });
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var d = event.detail, status = d.xhr.status, from = d.requestConfig && d.requestConfig.elt;
+    if ((status === 413 || status === 503) && from && from.matches && from.matches("form[data-upload]")) {
+      d.shouldSwap = true; // the form comes back with the message; HX-Reswap: none keeps it as is
+      d.isError = false;
+    }
+  });
+})();

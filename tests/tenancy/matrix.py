@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -157,6 +158,12 @@ API_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "api.solve_ticket"): {},
 }
 
+# Multipart bodies for the API's upload routes: a fresh one per request (streams are read).
+API_UPLOADS: dict[tuple[str, str], Callable[[], dict[str, Any]]] = {
+    ("POST", "api.upload_attachments"): lambda: {"file": (io.BytesIO(b"matrix file\n"),
+                                                          "matrix.txt")},
+}  # fmt: skip
+
 # Text that exists only in beta (or only on another alpha requester's ticket).
 BETA_MARKERS = ("beta-secret", "@beta.test")
 OTHER_REQUESTER_MARKERS = ("alpha-other-subject", "alpha-other-body")
@@ -236,7 +243,8 @@ def targets(
 ) -> dict[str, Any]:
     """The id table: a value for every path argument. A new argument must be added here.
 
-    admin_ids holds calendar_id, webhook_id and delivery_id.
+    admin_ids holds calendar_id, webhook_id and delivery_id, and attachment_id (a clean file
+    on ticket `number`).
     """
     return {"org_slug": org_slug, "number": number, "token_id": token_id, "view_id": view_id,
             "canned_id": canned_id, "priority": "high", **admin_ids}  # fmt: skip
@@ -311,6 +319,10 @@ class Matrix:
     ) -> TestResponse:
         url = build_url(self.app, case, values)
         key = (case.method, case.rule.endpoint)
+        if case.api and key in API_UPLOADS:
+            client = self.app.test_client()
+            sent = actor.headers if headers is None else headers
+            return client.open(url, method=case.method, data=API_UPLOADS[key](), headers=sent)
         if case.api:
             body = None
             if case.method not in ("GET", "DELETE"):

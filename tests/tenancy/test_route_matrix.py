@@ -24,6 +24,7 @@ token's last-used time) must be unchanged: the refused requests wrote nothing.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,7 +35,9 @@ from sqlalchemy.orm import Session
 from helpdesk.db import utcnow
 from helpdesk.models import Comment, Delivery, OutboxEvent, Role, Ticket
 from helpdesk.services import api_tokens, canned, sla_admin, tickets, views, webhooks
+from helpdesk.storage import EXTENSION, DiskStorage
 from helpdesk.tenancy import tenant_scope, unscoped
+from tests.attachments.upload_helpers import attach
 from tests.browser import Browser, as_user
 from tests.factories import make_member, make_ticket
 from tests.tenancy.matrix import (
@@ -65,8 +68,12 @@ from tests.tenancy.snapshot import Unchanged, org_summary
 
 
 @pytest.fixture
-def matrix(app: Flask, session: Session, world: dict[str, Any], password: str) -> Matrix:
+def matrix(
+    app: Flask, session: Session, world: dict[str, Any], password: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Matrix:  # fmt: skip
     alpha, beta = world["alpha"], world["beta"]
+    monkeypatch.setitem(app.extensions, EXTENSION, DiskStorage(tmp_path / "attachments"))
     # Alpha: #1 for alpha's requester, #2 for another requester of alpha.
     other = make_member(session, alpha["org"], Role.REQUESTER, "other@alpha.test")
     make_ticket(
@@ -100,6 +107,10 @@ def matrix(app: Flask, session: Session, world: dict[str, Any], password: str) -
             session, beta["agent"], 1, {"priority": "high", "assignee_email": "agent@beta.test"}
         )
         tickets.add_comment(session, beta["agent"], 2, "beta-secret-note", internal=True)
+    # A clean file on alpha's #1 and #2 and on beta's #1 (every attachment URL has an id).
+    own_file = attach(app, session, alpha["agent"], 1, b"alpha-own-file\n", "own.txt")
+    other_file = attach(app, session, alpha["agent"], 2, b"alpha-other-body\n", "other.txt")
+    beta_file = attach(app, session, beta["agent"], 1, b"beta-secret-file\n", "beta-secret.txt")
 
     # A user who is an admin in both orgs: their alpha token and alpha session must
     # still never reach beta's rows through alpha's URLs, nor beta's URLs with the token.
@@ -143,6 +154,10 @@ def matrix(app: Flask, session: Session, world: dict[str, Any], password: str) -
             policy = sla_admin.PolicyInput(30, 60, "24x7", [75])
             sla_admin.save_policy(session, alpha["admin"], priority, policy, utcnow())
 
+    alpha_ids = {**alpha_admin_ids, "attachment_id": own_file}
+    other_ids = {**alpha_admin_ids, "attachment_id": other_file}
+    beta_ids = {**beta_admin_ids, "attachment_id": beta_file}
+
     with unscoped(session):
         numbers = session.execute(select(Ticket.org_id, Ticket.number)).all()
     assert (alpha["org"].id, 3) not in numbers and (beta["org"].id, 3) in numbers
@@ -164,24 +179,20 @@ def matrix(app: Flask, session: Session, world: dict[str, Any], password: str) -
         ),
         anonymous=Actor("anonymous", Browser(app.test_client())),
         ids={
-            "beta real": targets("beta", 1, beta_token, beta_view, beta_canned, beta_admin_ids),
+            "beta real": targets("beta", 1, beta_token, beta_view, beta_canned, beta_ids),
             "beta real (dual)": targets(
-                "beta", 1, dual_beta_token, beta_view, beta_canned, beta_admin_ids
+                "beta", 1, dual_beta_token, beta_view, beta_canned, beta_ids
             ),
-            "beta-only ids": targets(
-                "alpha", 3, beta_token, beta_view, beta_canned, beta_admin_ids
-            ),
+            "beta-only ids": targets("alpha", 3, beta_token, beta_view, beta_canned, beta_ids),
             "beta-only ids (dual)": targets(
-                "alpha", 3, dual_beta_token, beta_view, beta_canned, beta_admin_ids
+                "alpha", 3, dual_beta_token, beta_view, beta_canned, beta_ids
             ),
             "other requester": targets(
-                "alpha", 2, agent_token, agent_view, agent_canned, alpha_admin_ids
+                "alpha", 2, agent_token, agent_view, agent_canned, other_ids
             ),
-            "alpha real": targets(
-                "alpha", 1, agent_token, agent_view, agent_canned, alpha_admin_ids
-            ),
+            "alpha real": targets("alpha", 1, agent_token, agent_view, agent_canned, alpha_ids),
             "alpha own": {
-                **targets("alpha", 1, spare_token, spare_view, spare_canned, alpha_admin_ids),
+                **targets("alpha", 1, spare_token, spare_view, spare_canned, alpha_ids),
                 "view_id@api.delete_view": spare_api,
                 "canned_id@api.delete_canned": spare_api_canned,
                 "canned_id@api.fill_canned": agent_canned,  # spare_canned is deleted first

@@ -334,7 +334,8 @@ def test_the_grant_is_not_a_login(
     assert browser.get(f"/t/{mint(app, session, alpha_ticket)}").status_code == 303
     assert browser.get("/r/alpha/1").status_code == 200
     values = {"org_slug": "alpha", "number": 1, "token_id": 1, "view_id": 1, "canned_id": 1,
-              "priority": "high", "calendar_id": 1, "webhook_id": 1, "delivery_id": 1}  # fmt: skip
+              "priority": "high", "calendar_id": 1, "webhook_id": 1, "delivery_id": 1,
+              "attachment_id": 1}  # fmt: skip
     cases, _problems = inventory(app)
     checked = 0
     before = snapshot(session)

@@ -15,7 +15,7 @@ def test_healthz_and_readyz_ok(client) -> None:
     assert health.status_code == 200 and health.json["status"] == "ok"
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert set(ready.json["checks"]) == {"database", "migrations", "redis"}
+    assert set(ready.json["checks"]) == {"database", "migrations", "redis", "storage"}
     assert ready.json["checks"]["migrations"]["detail"] == "at head"
 
 

@@ -232,6 +232,12 @@ def _paths() -> dict[str, Schema]:
 def document() -> dict[str, Any]:
     """Return the OpenAPI 3.1 document."""
     from helpdesk.blueprints.api.openapi_admin import ADMIN_PARAMETERS, admin_paths
+    from helpdesk.blueprints.api.openapi_attachments import (
+        ATTACHMENT_COMPONENTS,
+        ATTACHMENT_PARAMETERS,
+        ATTACHMENT_RESPONSES,
+        attachment_paths,
+    )
 
     return {
         "openapi": "3.1.0",
@@ -245,13 +251,16 @@ def document() -> dict[str, Any]:
             ),
         },
         "security": [{"bearerAuth": []}],
-        "paths": {**_paths(), **admin_paths()},
+        "paths": {**_paths(), **admin_paths(), **attachment_paths()},
         "components": {
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "hdk_…"}
             },
-            "schemas": COMPONENTS,
-            "parameters": {**PATH_PARAMETERS, **ADMIN_PARAMETERS},
-            "responses": {name: _problem_response(name) for name in ERRORS},
+            "schemas": {**COMPONENTS, **ATTACHMENT_COMPONENTS},
+            "parameters": {**PATH_PARAMETERS, **ADMIN_PARAMETERS, **ATTACHMENT_PARAMETERS},
+            "responses": {
+                **{name: _problem_response(name) for name in ERRORS},
+                **ATTACHMENT_RESPONSES,
+            },
         },
     }

@@ -22,19 +22,31 @@ from flask import Blueprint, abort, redirect, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
 
+from helpdesk.blueprints import upload_forms
 from helpdesk.blueprints.links import grants
+from helpdesk.blueprints.tickets import attachments as attachment_views
 from helpdesk.db import get_session
 from helpdesk.extensions import get_redis
 from helpdesk.htmx import is_htmx, render, trigger
-from helpdesk.models import Channel, Membership, Organization, Ticket
-from helpdesk.services import access_links, orgs, tickets
+from helpdesk.models import Attachment, Channel, Membership, Organization, Ticket
+from helpdesk.services import access_links, attachments, orgs, tickets
 from helpdesk.services.access_links import Grant, LinkCheck, LinkState
-from helpdesk.services.errors import Conflict, ValidationError
+from helpdesk.services.errors import ValidationError
 from helpdesk.services.permissions import can_view_ticket
 from helpdesk.services.validation import positive_int
 from helpdesk.tenancy import set_tenant
 
 bp = Blueprint("links", __name__)
+
+
+def _may_upload(view_args: dict[str, Any]) -> bool:
+    """Files are received from a logged-in user or a browser holding a link to this ticket."""
+    if current_user.is_authenticated:
+        return True
+    return grants.find(view_args.get("org_slug", ""), view_args.get("number", 0)) is not None
+
+
+upload_forms.accept_uploads(bp, {"links.reply"}, _may_upload)
 
 REFUSALS = {
     LinkState.UNKNOWN: (
@@ -118,12 +130,20 @@ def _page(access: Access, status: int = 200, **extra: Any) -> Response:
         "org_slug": access.org.slug,
         "ticket": access.ticket,
         "comments": access_links.public_conversation(get_session(), access.ticket),
+        "files": _public_files(access),
+        "upload": upload_forms.limits(),
         "reply": {"body": ""},
         "reply_errors": {},
         "solve_errors": {},
         **extra,
     }
     return render("links/ticket.html", block="ticket", status=status, **ctx)
+
+
+def _public_files(access: Access) -> dict[int | None, list[Attachment]]:
+    """The ticket's files this page shows: never one of an internal note, whoever asks."""
+    found = attachments.list_for_ticket(get_session(), access.member, access.ticket)
+    return upload_forms.by_comment(a for a in found if not a.internal)
 
 
 def _back(access: Access) -> Response:
@@ -148,21 +168,21 @@ def reply(org_slug: str, number: int) -> Response:
         return access
     body = request.form.get("body", "")
     seen_up_to = positive_int(request.form.get("seen_up_to", ""))
-    session = get_session()
+    session, files = get_session(), upload_forms.incoming_files()
     if access.link is not None:
         access_links.record_use(access.link)  # committed with the reply, or not at all
     try:
+        uploads = upload_forms.check_files(session, files, access.ticket)
         tickets.add_comment(session, access.member, number, body, False, Channel.WEB,
-                            None, seen_up_to)  # fmt: skip
-    except ValidationError as exc:
+                            None, seen_up_to, uploads)  # fmt: skip
+    except upload_forms.FAILURES as exc:
         session.rollback()
-        return _page(access, 422, reply={"body": body}, reply_errors=exc.errors)
-    except Conflict as exc:
-        session.rollback()
-        return _page(access, 409, reply={"body": body}, reply_errors={"new": str(exc)})
+        status, errors = upload_forms.failure(exc, bool(files))
+        response = _page(access, status, reply={"body": body}, reply_errors=errors)
+        return upload_forms.retry_later(response)
     if not is_htmx():
         return _back(access)
-    return trigger(_page(access), toast="Reply sent")
+    return trigger(_page(access), toast="Reply sent" + upload_forms.with_files(len(files)))
 
 
 @bp.post("/r/<org_slug>/<int:number>/solve")
@@ -182,3 +202,24 @@ def solve(org_slug: str, number: int) -> Response:
         return _back(access)
     message = "Marked as solved. Thank you!" if events else "This ticket is already solved"
     return trigger(_page(access), toast=message)
+
+
+@bp.get("/r/<org_slug>/<int:number>/attachments/<int:attachment_id>/download")
+def attachment_download(org_slug: str, number: int, attachment_id: int) -> Response:
+    """A file of this ticket (never of an internal note), for whoever may see the page."""
+    access = _access(org_slug, number)
+    if isinstance(access, Response):
+        return access
+    return attachment_views.download_or_error(access.member, attachment_id, access.ticket)
+
+
+@bp.get("/r/<org_slug>/<int:number>/attachments/<int:attachment_id>/status")
+def attachment_status(org_slug: str, number: int, attachment_id: int) -> Response:
+    """The scan badge of one of this ticket's files (it polls itself until settled)."""
+    access = _access(org_slug, number)
+    if isinstance(access, Response):
+        return access
+    attachment = attachments.load_public_on_ticket(
+        get_session(), access.member, access.ticket, attachment_id
+    )
+    return attachment_views.badge(attachment)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, redirect, request, url_for
+from flask_login import current_user
 from redis.exceptions import RedisError
 from werkzeug.wrappers import Response
 
-from helpdesk.blueprints import gate
+from helpdesk.blueprints import gate, upload_forms
 from helpdesk.blueprints.urls import safe_local_path
 from helpdesk.db import get_session
 from helpdesk.extensions import get_redis
@@ -17,6 +18,7 @@ from helpdesk.models import BODY_MAX, Channel, Priority, Status
 from helpdesk.rendering import render_markdown
 from helpdesk.services import (
     access_links,
+    attachments,
     canned,
     ordering,
     orgs,
@@ -27,12 +29,15 @@ from helpdesk.services import (
     views,
 )
 from helpdesk.services import bulk as bulk_service
-from helpdesk.services.errors import Conflict, ValidationError
+from helpdesk.services.errors import ValidationError
 from helpdesk.services.permissions import load_ticket
 from helpdesk.services.validation import positive_int
 
 bp = Blueprint("tickets", __name__, url_prefix="/o/<org_slug>")
 gate.install(bp)
+upload_forms.accept_uploads(
+    bp, {"tickets.create", "tickets.comment"}, lambda _args: current_user.is_authenticated
+)
 
 BULK_FIELDS = ("status", "priority", "assignee_email", "add_tags", "remove_tags")
 
@@ -110,7 +115,8 @@ def _page_size() -> int:
 
 @bp.get("/tickets/new")
 def new(org_slug: str) -> Response:
-    return render("tickets/new.html", form={"priority": "normal"}, errors={}, **_common())
+    return render("tickets/new.html", form={"priority": "normal"}, errors={},
+                  upload=upload_forms.limits(), **_common())  # fmt: skip
 
 
 @bp.post("/tickets")
@@ -118,12 +124,17 @@ def create(org_slug: str) -> Response:
     form = {k: request.form.get(k, "") for k in ("subject", "body", "priority", "requester_email",
                                                  "requester_name")}  # fmt: skip
     data = tickets.NewTicket(**form)
+    session, files = get_session(), upload_forms.incoming_files()
     try:
+        uploads = upload_forms.check_files(session, files)
         ticket = tickets.open_ticket(
-            get_session(), gate.current_org(), gate.current_member(), data, Channel.WEB
+            session, gate.current_org(), gate.current_member(), data, Channel.WEB, uploads
         )
-    except ValidationError as exc:
-        return render("tickets/new.html", status=422, form=form, errors=exc.errors, **_common())
+    except upload_forms.FAILURES as exc:
+        status, errors = upload_forms.failure(exc, bool(files))
+        response = render("tickets/new.html", status=status, form=form, errors=errors,
+                          upload=upload_forms.limits(), **_common())  # fmt: skip
+        return upload_forms.retry_later(response)
     return redirect(url_for("tickets.show", org_slug=org_slug, number=ticket.number), code=303)
 
 
@@ -138,6 +149,8 @@ def _detail(number: int, status: int = 200, block: str | None = None, **extra: A
         "sla_timeline": sla_view.timeline(session, ticket) if member.is_staff else [],
         "canned": canned.list_canned(session, member),
         "active_links": access_links.active_link_count(session, ticket) if member.is_staff else 0,
+        "files": upload_forms.by_comment(attachments.list_for_ticket(session, member, ticket)),
+        "upload": upload_forms.limits(),
         "reply": {"body": "", "internal": False},
         "reply_errors": {},
         "field_errors": {},
@@ -159,17 +172,21 @@ def comment(org_slug: str, number: int) -> Response:
     set_status = request.form.get("set_status") or None
     seen_up_to = positive_int(request.form.get("seen_up_to", ""))
     reply = {"body": body, "internal": internal}
+    session, member, files = get_session(), gate.current_member(), upload_forms.incoming_files()
+    ticket = load_ticket(session, member, number) if files else None
     try:
-        tickets.add_comment(get_session(), gate.current_member(), number, body, internal,
-                            Channel.WEB, set_status, seen_up_to)  # fmt: skip
-    except ValidationError as exc:
-        return _detail(number, 422, "conversation", reply=reply, reply_errors=exc.errors)
-    except Conflict as exc:
-        return _detail(number, 409, "conversation", reply=reply, reply_errors={"new": str(exc)})
+        uploads = upload_forms.check_files(session, files, ticket)
+        tickets.add_comment(session, member, number, body, internal, Channel.WEB, set_status,
+                            seen_up_to, uploads)  # fmt: skip
+    except upload_forms.FAILURES as exc:
+        status, errors = upload_forms.failure(exc, bool(files))
+        response = _detail(number, status, "conversation", reply=reply, reply_errors=errors)
+        return upload_forms.retry_later(response)
     if not is_htmx():
         return redirect(url_for("tickets.show", org_slug=org_slug, number=number), code=303)
     response = _detail(number, block="conversation")
-    return trigger(response, toast="Note added" if internal else "Reply sent")
+    toast = "Note added" if internal else "Reply sent"
+    return trigger(response, toast=toast + upload_forms.with_files(len(files)))
 
 
 @bp.post("/tickets/<int:number>/canned")
