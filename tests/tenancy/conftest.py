@@ -13,6 +13,7 @@ from helpdesk.services import api_tokens, tickets
 from helpdesk.tenancy import tenant_scope
 from tests.factories import make_ticket
 from tests.tenancy.gate_world import Data
+from tests.tenancy.matrix_world import matrix  # noqa: F401 (the route matrix fixture)
 
 
 @pytest.fixture
