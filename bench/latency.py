@@ -43,7 +43,7 @@ from tests.conftest_services import recreate_database
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/helpdesk_bench_latency"
-REDIS_URL = "redis://127.0.0.1:6379/12"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")  # flushed
 
 
 class _Sink:
@@ -148,7 +148,9 @@ def measure(url: str) -> dict[str, Any]:
             " WHERE d.status = 'delivered'"
         ):
             delivery.setdefault(channel, []).append(float(seconds))
-        statuses = dict(conn.execute("SELECT status, count(*) FROM deliveries GROUP BY status"))  # type: ignore[arg-type]
+        statuses: dict[str, int] = dict(
+            conn.execute("SELECT status, count(*) FROM deliveries GROUP BY status").fetchall()
+        )
     return {
         "scheduling": stats([float(s) for s in scheduling]),
         "delivery": {k: stats(v) for k, v in sorted(delivery.items())},

@@ -1,80 +1,38 @@
-"""Quick in-process benchmark: load N tickets with COPY, then time the hot endpoints.
+"""Quick in-process benchmark: generate N tickets, then time the hot endpoints one by one.
 
 Single client, Flask test client, no network and no gunicorn: this measures the cost of
-one request inside the app (SQL + ORM + templates), not server throughput. See README.md.
+one request inside the app (SQL + ORM + templates), not server throughput; bench/run.py
+measures that. The endpoints are the ones bench/run.py drives (bench/endpoints.py), plus
+page 50 of the list through its keyset cursor. See README.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import html
-import json
 import os
 import re
-import secrets
 import statistics
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import Engine, event
-from werkzeug.test import TestResponse
 
-from bench.data import PASSWORD, RARE_WORDS, load, migrate, prepare_database
-from helpdesk import create_app
-from helpdesk.config import Settings
-from helpdesk.services import api_tokens, orgs
-from helpdesk.tenancy import tenant_scope
+from bench import probe, report, schema
+from bench.endpoints import Context, Endpoint, discover, endpoints
+from bench.generate import Options, generate
+from bench.login import BENCH_PASSWORD as PASSWORD
+from helpdesk import embedded
 from tests.browser import Browser
 
-ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/helpdesk_bench"
-REDIS_URL = "redis://127.0.0.1:6379/11"
-LIST = "/o/bench/tickets"
-REPLY = {"body": "Thanks, we are on it.\n\n- checked the logs\n- **fix** is next", "internal": "0"}
-HX = {"HX-Request": "true"}
+REDIS_URL = "redis://127.0.0.1:6379/13"
 CLIENT = "in-process Flask test client, one client, sequential requests"
 
 
-def record_sql(engine: Engine) -> list[tuple[str, Any]]:
-    """Every statement sent on the app's engine, with its parameters (cleared per request)."""
-    seen: list[tuple[str, Any]] = []
-    event.listen(engine, "before_cursor_execute", lambda *a: seen.append((a[2], a[3])))
-    return seen
-
-
-@dataclass
-class Endpoint:
-    name: str
-    call: Callable[[int], TestResponse]
-    explain: bool = False
-
-
-def build_app(url: str) -> Flask:
-    return create_app(Settings(
-        env="test", secret_key=secrets.token_urlsafe(36), database_url=url, redis_url=REDIS_URL,
-        login_limit_ip="100000 per minute", login_limit_account="100000 per minute",
-    ))  # fmt: skip
-
-
-def api_token(app: Flask, email: str) -> str:
-    with app.extensions["helpdesk.sessionmaker"]() as session:
-        user = orgs.find_user(session, email)
-        org = orgs.find_org(session, "bench")
-        assert user is not None and org is not None
-        with tenant_scope(session, org.id):
-            member = orgs.find_membership(session, org.id, user.id)
-            assert member is not None
-            return api_tokens.create_token(session, member, "bench")[1]
-
-
-def deep_page(browser: Browser, page: int) -> str:
+def deep_page(browser: Browser, first: str, page: int) -> str:
     """Follow "Next page" links from the first page; return page `page`'s URL."""
-    url = LIST
+    url = first
     for _ in range(page - 1):
         text = browser.client.get(url).get_data(as_text=True)
         match = re.search(r'<tr class="more">.*?href="([^"]+)"', text, re.DOTALL)
@@ -84,82 +42,48 @@ def deep_page(browser: Browser, page: int) -> str:
     return url
 
 
-def endpoints(app: Flask, n: int, replies: int) -> list[Endpoint]:
-    browser = Browser(app.test_client())
-    if browser.login("agent1@bench.test", PASSWORD).status_code != 303:
-        raise SystemExit("could not log in the bench agent")
-    get, api = browser.client.get, app.test_client().get
-    auth = {"Authorization": f"Bearer {api_token(app, 'agent1@bench.test')}"}
-    deep = deep_page(browser, 50)
-    views = [1 + 2 * (j * (n // 2 - 1) // 49) for j in range(50)]  # odd numbers, spread out
-    filtered, api_list = LIST + "?status=open&priority=high", "/api/v1/orgs/bench/tickets"
-
-    def reply(i: int) -> TestResponse:  # each reply on its own (even) ticket: no thread grows
-        return browser.post(f"{LIST}/{2 + 2 * (i % replies)}/comments", REPLY, htmx=True)
-
-    return [
-        Endpoint("list (full page)", lambda i: get(LIST), explain=True),
-        Endpoint("list (HTMX fragment)", lambda i: get(LIST, headers=HX)),
-        Endpoint("list ?status=open&priority=high", lambda i: get(filtered), explain=True),
-        Endpoint("list page 50 (HTMX, cursor)", lambda i: get(deep, headers=HX), explain=True),
-        Endpoint(
-            "search common word (HTMX)",
-            lambda i: get(f"{LIST}?q=printer", headers=HX),
-            explain=True,
-        ),
-        Endpoint(
-            "search rare word (HTMX)",
-            lambda i: get(f"{LIST}?q={RARE_WORDS[i % 50]}", headers=HX),
-            explain=True,
-        ),
-        Endpoint("ticket page", lambda i: get(f"{LIST}/{views[i % 50]}")),
-        Endpoint("API list", lambda i: api(api_list, headers=auth)),
-        Endpoint("API ticket", lambda i: api(f"{api_list}/{views[i % 50]}", headers=auth)),
-        Endpoint("reply POST (HTMX)", reply),
-    ]
-
-
-def measure(ep: Endpoint, sql: list[Any], warmup: int, requests: int) -> dict[str, Any]:
+def measure(
+    app: Flask, browser: Browser, ep: Endpoint, token: str, warmup: int, requests: int
+) -> dict[str, Any]:
+    """Time R requests after a warm-up, one after another; SQL statements of each."""
+    call = probe.caller(app, browser, ep, token)
     for i in range(warmup):
-        ep.call(i)
-    times, statements, bad = [], [], 0
-    for i in range(warmup, warmup + requests):
-        sql.clear()
-        started = time.perf_counter()
-        response = ep.call(i)
-        response.get_data()
-        times.append((time.perf_counter() - started) * 1000)
-        statements.append(len(sql))
+        call(requests + i).get_data()
+    engine = app.extensions["helpdesk.engine"]
+    times, statements, bad, plans = [], [], 0, []
+    for i in range(requests):
+        with probe.recording(engine) as seen:
+            started = time.perf_counter()
+            response = call(i)
+            response.get_data()
+            times.append((time.perf_counter() - started) * 1000)
+        statements.append(len(seen))
         bad += not 200 <= response.status_code < 300
+        if i == 0 and ep.method == "GET":
+            plans = probe.explain(engine, seen)
     q = statistics.quantiles(times, n=100, method="inclusive")
     return {
-        "endpoint": ep.name, "requests": requests, "median_ms": statistics.median(times),
-        "p95_ms": q[94], "p99_ms": q[98], "req_per_s": 1000 / statistics.fmean(times),
-        "sql_per_request": statistics.fmean(statements), "non_2xx": bad,
-    }  # fmt: skip
+        "endpoint": ep.label,
+        "requests": requests,
+        "median_ms": statistics.median(times),
+        "p95_ms": q[94],
+        "p99_ms": q[98],
+        "req_per_s": 1000 / statistics.fmean(times),
+        "sql_per_request": statistics.fmean(statements),
+        "non_2xx": bad,
+        "plans": plans,
+    }
 
 
-def explain(engine: Engine, sql: list[tuple[str, Any]]) -> str:
-    """EXPLAIN (ANALYZE, BUFFERS) the ticket-list statement of the last request, as sent."""
-    found = [s for s in sql if "FROM tickets" in s[0] and "ORDER BY" in s[0]]
-    if not found:
-        return "(no ticket list statement seen)"
-    statement, params = found[0]
-    with engine.connect() as conn:
-        rows = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + statement, params)
-        plan = "\n".join(rows.scalars())
-    return f"{statement}\n-- params: {params}\n{plan}"
-
-
-def run(app: Flask, n: int, warmup: int, requests: int) -> tuple[list[Any], dict[str, str]]:
-    engine = app.extensions["helpdesk.engine"]
-    sql = record_sql(engine)
-    results, plans = [], {}
-    for ep in endpoints(app, n, warmup + requests):
-        results.append(measure(ep, sql, warmup, requests))
-        if ep.explain:
-            plans[ep.name] = explain(engine, sql)
-    return results, plans
+def run(app: Flask, ctx: Context, warmup: int, requests: int) -> list[dict[str, Any]]:
+    browser = Browser(app.test_client())
+    if browser.login(ctx.agent_email, PASSWORD).status_code != 303:
+        raise SystemExit(f"could not log in {ctx.agent_email}: regenerate without --reuse")
+    token = probe.api_token(app, ctx.org, ctx.agent_email)
+    eps = endpoints(ctx, ctx.replies)
+    deep = deep_page(browser, f"/o/{ctx.org}/tickets", 50)
+    eps.insert(2, Endpoint("page50", "list page 50 (HTMX, cursor)", [deep], htmx=True))
+    return [measure(app, browser, ep, token, warmup, requests) for ep in eps]
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -174,18 +98,10 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def save(report: dict[str, Any], n: int) -> Path:
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"quick-{n}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    return path
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.quick", description=__doc__)
-    p.add_argument("--tickets", type=int, required=True, help="tickets in the large org (N)")
-    p.add_argument("--comments-per-ticket", type=int, default=5)
+    p.add_argument("--tickets", type=int, required=True, help="tickets in all orgs together")
+    p.add_argument("--comments-per-ticket", type=float, default=5.0)
     p.add_argument("--requests", type=int, default=200, help="timed requests per endpoint")
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--seed", type=int, default=42)
@@ -193,11 +109,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--reuse",
         action="store_true",
-        help="measure the data a previous run loaded (migrated to head first), skip the load",
+        help="measure the data a previous run generated (migrated to head first)",
     )
     args = p.parse_args(argv)
-    if args.tickets < max(1250, 2 * (args.warmup + args.requests)) or args.requests < 2:
-        p.error("--tickets must cover 50 list pages and one ticket per reply; --requests >= 2")
+    if args.tickets < 3000 or args.requests < 2:
+        p.error(
+            "--tickets must be at least 3,000 (50 list pages in the largest org);"
+            " --requests at least 2"
+        )
+    if "bench" not in embedded.database_name(args.database_url):
+        p.error("the database name must contain 'bench': everything in it is replaced")
     return args
 
 
@@ -205,27 +126,33 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     started, load_before = time.perf_counter(), os.getloadavg()
     if args.reuse:
-        migrate(args.database_url)
-        loaded: dict[str, Any] = {
-            "reused": True,
-            "migrate_s": round(time.perf_counter() - started, 1),
-        }
-    else:
-        prepare_database(args.database_url)
-        migrated = time.perf_counter()
-        loaded = load(args.database_url, args.tickets, args.comments_per_ticket, args.seed)
-        loaded["recreate_migrate_s"] = round(migrated - started, 1)
+        schema.migrate(args.database_url)
+        loaded: dict[str, Any] = {"reused": True}
+    else:  # a database named *bench* is ours to replace, as this script always did
+        opts = Options(
+            args.tickets,
+            comments_per_ticket=args.comments_per_ticket,
+            password=PASSWORD,
+            seed=args.seed,
+            force=True,
+        )
+        loaded = generate(args.database_url, opts)
+    loaded["prepare_s"] = round(time.perf_counter() - started, 1)
     print(f"data: {loaded}", flush=True)
-    app = build_app(args.database_url)
-    results, plans = run(app, args.tickets, args.warmup, args.requests)
+    with schema.connect(args.database_url) as conn:
+        ctx = discover(conn)
+    app = probe.build_app(args.database_url, REDIS_URL)
+    results = run(app, ctx, args.warmup, args.requests)
     app.extensions["helpdesk.engine"].dispose()
     print(table(results))
-    for name, plan in plans.items():
-        print(f"\n== EXPLAIN {name}\n{plan}")
+    for r in results:
+        for plan in r["plans"]:
+            print(f"\n== EXPLAIN {r['endpoint']}\n{plan['statement']}\n" + "\n".join(plan["plan"]))
     params = {k: v for k, v in vars(args).items() if k != "database_url"}
     machine = {"cpus": os.cpu_count(), "client": CLIENT, "loadavg": [load_before, os.getloadavg()]}
-    report = {"params": params, "machine": machine, "load": loaded, "results": results}
-    print(f"\nwrote {save(report | {'plans': plans}, args.tickets).relative_to(ROOT)}")
+    data = {"params": params, "machine": machine, "load": loaded, "results": results}
+    path = report.save(data, f"quick-{report.scale_label(args.tickets)}")
+    print(f"\nwrote {path.relative_to(report.ROOT)}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from helpdesk.db import Base, utcnow
@@ -44,6 +44,9 @@ class Membership(OrgScoped, Base):
     __table_args__ = (
         UniqueConstraint("org_id", "user_id"),
         CheckConstraint("role IN ('admin', 'agent', 'requester')", name="role"),
+        # Every agent page lists the org's staff (assignee pickers): without this it is a
+        # scan of every membership of every org (docs/performance.md F1).
+        Index("ix_memberships_org_role", "org_id", "role"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -90,6 +90,26 @@ class Ticket(OrgScoped, Base):
             "number",
             postgresql_where=text("sla_due_at IS NOT NULL"),
         ),
+        # Only tickets with a running SLA target: "Breaching soon" and the due sort never
+        # read the warned-about history of solved tickets (docs/performance.md F2).
+        Index(
+            "ix_tickets_org_sla_running",
+            "org_id",
+            "sla_state",
+            "sla_due_at",
+            "number",
+            postgresql_where=text("sla_due_at IS NOT NULL"),
+        ),
+        # The open queue, with what its views filter on: counters and open lists stay
+        # index-only whatever the size of the closed history.
+        Index(
+            "ix_tickets_org_open_queue",
+            "org_id",
+            "updated_at",
+            "number",
+            postgresql_include=["priority", "assignee_id", "tags"],
+            postgresql_where=text("status IN ('new', 'open', 'pending', 'on_hold')"),
+        ),
         Index(
             "ix_tickets_org_sla_state_updated",
             "org_id",
