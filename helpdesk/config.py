@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from helpdesk.services.validation import normalize_email
+
 DEFAULT_SECRET_KEY = "dev-insecure-change-me"  # noqa: S105 - the sentinel production refuses
 
 
@@ -50,7 +52,7 @@ class Settings:
     session_cookie_secure: bool = False
     base_url: str = "http://127.0.0.1:5000"
     smtp_url: str = ""
-    mail_from: str = "helpdesk@localhost"
+    mail_from: str = "support@helpdesk.localhost"
     webhook_allowed_networks: str = ""
     webhook_timeout: int = 10
     metrics_token: str = ""
@@ -99,7 +101,7 @@ class Settings:
             ),
             base_url=os.environ.get("BASE_URL", "http://127.0.0.1:5000"),
             smtp_url=os.environ.get("SMTP_URL", ""),
-            mail_from=os.environ.get("MAIL_FROM", "helpdesk@localhost"),
+            mail_from=os.environ.get("MAIL_FROM", "support@helpdesk.localhost"),
             webhook_allowed_networks=os.environ.get("WEBHOOK_ALLOWED_NETWORKS", ""),
             webhook_timeout=_int("WEBHOOK_TIMEOUT", 10),
             metrics_token=os.environ.get("METRICS_TOKEN", ""),
@@ -153,8 +155,11 @@ class Settings:
             raise ConfigError("BASE_URL must start with http:// or https://")
         if self.smtp_url and not self.smtp_url.startswith(("smtp://", "smtps://")):
             raise ConfigError("SMTP_URL must start with smtp:// or smtps://")
-        if "@" not in self.mail_from:
-            raise ConfigError("MAIL_FROM must be an email address")
+        if normalize_email(self.mail_from) is None:  # the mail transport refuses it otherwise
+            raise ConfigError(
+                f"MAIL_FROM must be a full email address like support@example.com, got "
+                f"{self.mail_from!r}"
+            )
         for spec in filter(None, (x.strip() for x in self.webhook_allowed_networks.split(","))):
             try:
                 ipaddress.ip_network(spec, strict=False)

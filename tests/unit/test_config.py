@@ -55,3 +55,11 @@ def test_production_requires_virus_scanning_and_storage_settings_are_checked() -
         _settings(clamd_url="clamd.local:3310").validate()
     with pytest.raises(ConfigError, match="STORAGE must be disk or s3"):
         _settings(storage="ftp").validate()
+
+
+def test_mail_from_must_be_an_address_the_mail_transport_accepts() -> None:
+    """Regression: the default helpdesk@localhost made every email delivery dead at once."""
+    with pytest.raises(ConfigError, match="MAIL_FROM must be a full email address"):
+        _settings(mail_from="helpdesk@localhost").validate()
+    _settings().validate()  # the default is a valid address
+    assert Settings().mail_from == "support@helpdesk.localhost"
