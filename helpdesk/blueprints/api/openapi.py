@@ -67,7 +67,7 @@ def _body(schema: str) -> Schema:
 
 def _query(name: str, description: str, schema: Schema) -> Schema:
     return {"name": name, "in": "query", "required": False, "description": description,
-            "schema": schema}  # fmt: skip
+            "schema": dict(schema)}  # fmt: skip
 
 
 LIST_PARAMETERS = [
@@ -100,27 +100,23 @@ LIST_PARAMETERS = [
                                    "default": LIMIT_DEFAULT}),
 ]  # fmt: skip
 
+ID: Schema = {"type": "integer", "minimum": 1}
+
+
+def path_param(name: str, description: str, schema: Schema = ID) -> Schema:
+    """A required path parameter (an id unless another schema is given)."""
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": schema}  # fmt: skip
+
+
 PATH_PARAMETERS: dict[str, Schema] = {
-    "OrgSlug": {
-        "name": "org_slug", "in": "path", "required": True,
-        "description": "The organization the token was created in.",
-        "schema": {"type": "string", "pattern": "^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"},
-    },
-    "Number": {
-        "name": "number", "in": "path", "required": True,
-        "description": "The ticket's per-organization number.",
-        "schema": {"type": "integer", "minimum": 1},
-    },
-    "CannedId": {
-        "name": "canned_id", "in": "path", "required": True,
-        "description": "A canned reply's id (from the canned reply list).",
-        "schema": {"type": "integer", "minimum": 1},
-    },
-    "ViewId": {
-        "name": "view_id", "in": "path", "required": True,
-        "description": "A saved view's id (from the view list).",
-        "schema": {"type": "integer", "minimum": 1},
-    },
+    "OrgSlug": path_param(
+        "org_slug", "The organization the token was created in.",
+        {"type": "string", "pattern": "^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"},
+    ),
+    "Number": path_param("number", "The ticket's per-organization number."),
+    "CannedId": path_param("canned_id", "A canned reply's id (from the canned reply list)."),
+    "ViewId": path_param("view_id", "A saved view's id (from the view list)."),
 }  # fmt: skip
 
 

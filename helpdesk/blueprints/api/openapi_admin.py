@@ -10,26 +10,15 @@ from helpdesk.blueprints.api.schemas_admin import Schema
 from helpdesk.models import Priority
 
 ADMIN_PARAMETERS: dict[str, Schema] = {
-    "Priority": {
-        "name": "priority", "in": "path", "required": True,
-        "description": "The ticket priority the policy applies to.",
-        "schema": {"type": "string", "enum": [p.value for p in Priority]},
-    },
-    "CalendarId": {
-        "name": "calendar_id", "in": "path", "required": True,
-        "description": "A business calendar's id (from the calendar list).",
-        "schema": {"type": "integer", "minimum": 1},
-    },
-    "WebhookId": {
-        "name": "webhook_id", "in": "path", "required": True,
-        "description": "A webhook endpoint's id (from the webhook list).",
-        "schema": {"type": "integer", "minimum": 1},
-    },
-    "DeliveryId": {
-        "name": "delivery_id", "in": "path", "required": True,
-        "description": "A delivery's id (from a delivery log).",
-        "schema": {"type": "integer", "minimum": 1},
-    },
+    "Priority": base.path_param(
+        "priority", "The ticket priority the policy applies to.",
+        {"type": "string", "enum": [p.value for p in Priority]},
+    ),
+    "CalendarId": base.path_param(
+        "calendar_id", "A business calendar's id (from the calendar list)."
+    ),
+    "WebhookId": base.path_param("webhook_id", "A webhook endpoint's id (from the webhook list)."),
+    "DeliveryId": base.path_param("delivery_id", "A delivery's id (from a delivery log)."),
 }  # fmt: skip
 
 _DELIVERY_QUERY = [

@@ -68,11 +68,9 @@ ATTACHMENT_COMPONENTS: dict[str, Schema] = {
 }
 
 ATTACHMENT_PARAMETERS: dict[str, Schema] = {
-    "AttachmentId": {
-        "name": "attachment_id", "in": "path", "required": True,
-        "description": "An attachment's id (from the ticket's attachment list).",
-        "schema": {"type": "integer", "minimum": 1},
-    },
+    "AttachmentId": base.path_param(
+        "attachment_id", "An attachment's id (from the ticket's attachment list)."
+    ),
 }  # fmt: skip
 
 
