@@ -37,3 +37,10 @@ def _echo(response: Response) -> Response:
 def init_app(app: Flask) -> None:
     app.before_request(_assign)
     app.after_request(_echo)
+
+
+def current_client_address() -> str | None:
+    """Return the client address of the request being served (ProxyFix-corrected), if any."""
+    if has_request_context():
+        return request.remote_addr
+    return None

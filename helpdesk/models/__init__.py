@@ -2,8 +2,10 @@
 
 from helpdesk.models.access import AccessToken
 from helpdesk.models.attachment import Attachment, ScanStatus
+from helpdesk.models.audit import AuditEvent, AuditHead, SiteAuditEvent
 from helpdesk.models.canned import CannedReply
 from helpdesk.models.comment import BODY_MAX, Channel, Comment
+from helpdesk.models.flag import FeatureFlag
 from helpdesk.models.inbound import InboundMessage, InboundStatus
 from helpdesk.models.notify import (
     Delivery,
@@ -39,6 +41,8 @@ __all__ = [
     "AccessToken",
     "ApiToken",
     "Attachment",
+    "AuditEvent",
+    "AuditHead",
     "BusinessCalendar",
     "CannedReply",
     "Channel",
@@ -47,6 +51,7 @@ __all__ = [
     "DeliveryChannel",
     "DeliveryStatus",
     "EventKind",
+    "FeatureFlag",
     "InboundMessage",
     "InboundStatus",
     "JobRun",
@@ -59,6 +64,7 @@ __all__ = [
     "Role",
     "SavedView",
     "ScanStatus",
+    "SiteAuditEvent",
     "SlaEvent",
     "SlaPause",
     "SlaPolicy",
