@@ -184,16 +184,21 @@ def _search_page(
         .limit(SEARCH_DEPTH_MAX)
         .subquery()
     )
-    ranked = (
-        select(Ticket)
+    # Rank ids only, then load the one page of tickets (with their people) by id: joining
+    # requester and assignee before the top-N sort would look users up for every candidate.
+    rank = func.ts_rank_cd(vector, query).label("rank")
+    top = (
+        select(Ticket.id, rank, Ticket.updated_at, Ticket.number)
         .join(candidates, candidates.c.id == Ticket.id)
-        .order_by(
-            func.ts_rank_cd(vector, query).desc(),
-            Ticket.updated_at.desc(),
-            Ticket.number.desc(),
-        )
+        .order_by(rank.desc(), Ticket.updated_at.desc(), Ticket.number.desc())
         .offset(offset)
         .limit(limit + 1)
+        .subquery()
+    )
+    ranked = (
+        select(Ticket)
+        .join(top, top.c.id == Ticket.id)
+        .order_by(top.c.rank.desc(), top.c.updated_at.desc(), top.c.number.desc())
     )
     rows = list(session.scalars(ranked).unique())
     end = offset + limit

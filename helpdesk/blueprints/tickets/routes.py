@@ -42,7 +42,8 @@ upload_forms.accept_uploads(
 BULK_FIELDS = ("status", "priority", "assignee_email", "add_tags", "remove_tags")
 
 
-def _common() -> dict[str, Any]:
+def _common(with_agents: bool = True) -> dict[str, Any]:
+    """Context every ticket page shares; `with_agents=False` skips the agent picker's query."""
     member = gate.current_member()
     session = get_session()
     return {
@@ -50,7 +51,7 @@ def _common() -> dict[str, Any]:
         "member": member,
         "statuses": [s.value for s in Status],
         "priorities": [p.value for p in Priority],
-        "agents": orgs.staff_members(session) if member.is_staff else [],
+        "agents": orgs.staff_members(session) if member.is_staff and with_agents else [],
         "sorts": ordering.SORTS,
     }
 
@@ -79,15 +80,15 @@ def _list(org_slug: str, args: dict[str, str], **extra: Any) -> Response:
     block = "more_rows" if request.args.get("cursor") else "rows"
     status = 422 if errors or extra.get("view_errors") else 200
     ctx = {"view_errors": {}, "view_name": "", "current_filters": current, **extra}
-    views_list = views.list_views(session, member)
-    fragment = is_htmx()  # rows only: the view counters are not re-counted
-    counts = (
-        [None] * len(views_list) if fragment else views.view_counts(session, member, views_list)
-    )
+    # A fragment is the rows only: no view tabs, counters or agent picker to load.
+    fragment = is_htmx()
+    views_list = [] if fragment else views.list_views(session, member)
+    counts = [] if fragment else views.view_counts(session, member, views_list)
     return render(
         "tickets/list.html", block=block, status=status, page=page, args=args, errors=errors,
         next_url=next_url, views=list(zip(views_list, counts, strict=True)),
-        count_cap=views.COUNT_CAP, sla_choices=queries.SLA_CHOICES, **ctx, **_common(),
+        count_cap=views.COUNT_CAP, sla_choices=queries.SLA_CHOICES, **ctx,
+        **_common(with_agents=not fragment),
     )  # fmt: skip
 
 
