@@ -25,15 +25,16 @@ log = logging.getLogger(__name__)
 RELAY_LIMIT = 500
 
 
-def dispatch(org_id: int, event_id: int) -> None:
-    """Turn one outbox event into deliveries (idempotent) and queue them."""
+def dispatch(org_id: int, *event_ids: int) -> None:
+    """Turn outbox events of one org into deliveries (idempotent) and queue them."""
     with org_session(org_id) as session:
-        event = session.get(OutboxEvent, event_id)
-        if event is None:
-            log.warning("dispatch_missing org_id=%s event_id=%s", org_id, event_id)
-            return
-        queued = dispatching.dispatch_event(session, event)
-        log.info("dispatched event_id=%s kind=%s queued=%s", event_id, event.kind, len(queued))
+        for event_id in event_ids:
+            event = session.get(OutboxEvent, event_id)
+            if event is None:
+                log.warning("dispatch_missing org_id=%s event_id=%s", org_id, event_id)
+                continue
+            queued = dispatching.dispatch_event(session, event)
+            log.info("dispatched event_id=%s kind=%s queued=%s", event_id, event.kind, len(queued))
 
 
 def deliver(org_id: int, delivery_id: int) -> None:

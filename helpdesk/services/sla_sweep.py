@@ -33,7 +33,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, lazyload
 
 from helpdesk.db import utcnow
-from helpdesk.models import EventKind, JobRun, SlaEvent, SlaPolicy, Ticket
+from helpdesk.models import EventKind, JobRun, OutboxEvent, SlaEvent, SlaPolicy, Ticket
 from helpdesk.services import outbox
 from helpdesk.services.business_time import Calendar
 from helpdesk.services.sla import FiredKey, Threshold, calendar_of, refresh, thresholds_of
@@ -140,13 +140,16 @@ def _sweep_batch(
     inserted = _insert_events(session, batch, due, now)
     result.due += len(batch)
     result.fired += len(inserted)
+    events: list[OutboxEvent] = []
     for ticket in batch:
         mine = due.get(ticket.id, [])
         new = [t for t in mine if (ticket.id, *t.key) in inserted]
         fired[ticket.id].update(t.key for t in mine)  # inserted or already there: fired
-        result.announced += _announce(session, ticket, new)
+        events += _announce(session, ticket, new)
         if ticket.id in plans:
             refresh(ticket, plans[ticket.id], fired[ticket.id], now)
+    result.announced += len(events)
+    outbox.dispatch_after_commit(session, events)  # a few jobs per batch, not one per alert
 
 
 def _thresholds(session: Session, ticket: Ticket, cache: _RunCache) -> list[Threshold] | None:
@@ -204,13 +207,14 @@ def _insert_events(
     return {(ticket_id, target, level) for ticket_id, target, level in session.execute(stmt, rows)}
 
 
-def _announce(session: Session, ticket: Ticket, new: list[Threshold]) -> int:
+def _announce(session: Session, ticket: Ticket, new: list[Threshold]) -> list[OutboxEvent]:
     """Write one outbox event per target: the most severe of the levels just fired."""
     worst: dict[str, Threshold] = {}
     for threshold in new:
         current = worst.get(threshold.target)
         if current is None or threshold.minutes_left < current.minutes_left:
             worst[threshold.target] = threshold
+    events: list[OutboxEvent] = []
     for threshold in sorted(worst.values(), key=lambda t: (t.at, t.target)):
         kind = EventKind.SLA_BREACHED if threshold.is_breach else EventKind.SLA_WARNING
         payload = {
@@ -218,8 +222,12 @@ def _announce(session: Session, ticket: Ticket, new: list[Threshold]) -> int:
             "level": threshold.level,
             "due_at": threshold.due_at.isoformat(),
         }
-        outbox.emit(session, ticket.org_id, kind, ticket=ticket, payload=payload)
-    return len(worst)
+        events.append(
+            outbox.emit(
+                session, ticket.org_id, kind, ticket=ticket, payload=payload, dispatch=False
+            )
+        )
+    return events
 
 
 def _record_run(

@@ -18,6 +18,7 @@ from helpdesk.tenancy import tenant_scope, unscoped
 from jobs import sla as sla_job
 from tests.factories import make_ticket
 from tests.jobs.conftest import T0, Clock, MakePolicy
+from tests.jobs.notify_helpers import run_jobs
 
 M = timedelta(minutes=1)
 SLA_KINDS = ("sla.warning", "sla.breached")
@@ -344,3 +345,31 @@ def test_bad_arguments_are_refused(
     when = kwargs.pop("when", T0)
     with pytest.raises(ValueError, match=message):
         run_sweep(session, when, **kwargs)
+
+
+def test_a_large_sweep_queues_one_dispatch_job_per_org_and_hundred_events(
+    app: Flask, session: Session, world: dict[str, Any], sla_policy: MakePolicy
+) -> None:
+    for slug, count in (("alpha", 130), ("beta", 3)):
+        side = world[slug]
+        sla_policy(side["org"], "normal", 60, 120, warn_at_percent=[50])
+        for n in range(count):
+            make_ticket(session, side["org"], side["agent"], f"req{n}@{slug}.test")
+    now = datetime.now(UTC) + 3 * 60 * M  # both targets breached on every ticket
+    assert sweep_at(app, now).announced == 2 * 133
+
+    queue = tasks.get_queue("notify", app.extensions["helpdesk.redis"])
+    jobs = [job for job in queue.get_jobs() if job.func_name == "jobs.notify.dispatch"]
+    by_org = sorted((job.args[0], len(job.args) - 1) for job in jobs)
+    alpha, beta = world["alpha"]["org"].id, world["beta"]["org"].id
+    assert by_org == sorted([(alpha, 100), (alpha, 100), (alpha, 60), (beta, 6)])
+    with app.app_context():
+        run_jobs(app)
+    with unscoped(session):
+        waiting = session.scalar(
+            select(func.count())
+            .select_from(OutboxEvent)
+            .where(OutboxEvent.kind.in_(SLA_KINDS), OutboxEvent.dispatched_at.is_(None))
+        )
+        session.commit()
+    assert waiting == 0
