@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 
 from helpdesk.db import utcnow
 from helpdesk.models import AccessToken, Comment, Membership, Status, Ticket, TicketEvent
-from helpdesk.services import tasks, tickets
+from helpdesk.services import audit, tasks, tickets
 from helpdesk.services.errors import ValidationError
 from helpdesk.services.orgs import SLUG_RE, find_membership
 from helpdesk.services.permissions import load_ticket, require_staff
@@ -262,6 +262,10 @@ def revoke_links(
     ).all()
     for token in rows:
         token.revoked_at = now
+    if rows:
+        audit.record(session, ticket.org_id, "access_link.revoked", actor_id=actor.user_id,
+                     target_type="ticket", target_id=ticket.id,
+                     data={"number": ticket.number, "token_ids": [t.id for t in rows]})  # fmt: skip
     session.commit()
     log.info("links_revoked org_id=%s ticket_id=%s count=%s by=%s", ticket.org_id, ticket.id,
              len(rows), actor.user_id)  # fmt: skip

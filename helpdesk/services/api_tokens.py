@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from helpdesk.db import utcnow
 from helpdesk.models import ApiToken, Membership
+from helpdesk.services import audit
 from helpdesk.services.errors import NotFound, ValidationError
 from helpdesk.services.validation import one_line
 from helpdesk.tenancy import unscoped
@@ -41,6 +42,11 @@ def create_token(
         expires_at=expires_at,
     )
     session.add(token)
+    session.flush()
+    audit.record(session, member.org_id, "token.created", actor_id=member.user_id,
+                 target_type="api_token", target_id=token.id,
+                 data={"prefix": token.prefix, "user_id": member.user_id,
+                       "expires_at": expires_at})  # fmt: skip
     session.commit()
     return token, plaintext
 
@@ -83,5 +89,8 @@ def revoke_token(session: Session, member: Membership, token_id: int) -> ApiToke
         raise NotFound("token not found")
     if token.revoked_at is None:
         token.revoked_at = utcnow()
+        audit.record(session, token.org_id, "token.revoked", actor_id=member.user_id,
+                     target_type="api_token", target_id=token.id,
+                     data={"prefix": token.prefix})  # fmt: skip
         session.commit()
     return token

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from helpdesk.models import CannedReply, Membership, Role, Ticket
+from helpdesk.services import audit
 from helpdesk.services.errors import Forbidden, NotFound, ValidationError
 from helpdesk.services.permissions import require_staff
 from helpdesk.services.validation import one_line
@@ -67,6 +68,9 @@ def delete_canned(session: Session, actor: Membership, canned_id: int) -> None:
         raise NotFound("canned reply not found")
     if reply.created_by_id != actor.user_id and actor.role != Role.ADMIN:
         raise Forbidden("delete canned replies written by others (admins only)")
+    audit.record(session, reply.org_id, "canned_reply.deleted", actor_id=actor.user_id,
+                 target_type="canned_reply", target_id=reply.id,
+                 data={"created_by_id": reply.created_by_id})  # fmt: skip
     session.delete(reply)
     session.commit()
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from helpdesk.models import Membership, Organization, Role, User
+from helpdesk.services import audit
 from helpdesk.services.errors import ValidationError
 from helpdesk.services.validation import normalize_email, one_line
 from helpdesk.tenancy import set_tenant, tenant_scope, unscoped
@@ -95,14 +96,19 @@ def ensure_user(session: Session, email: str, name: str = "") -> User:
     return user
 
 
-def ensure_member(session: Session, org: Organization, user: User, role: Role) -> Membership:
-    """Return the user's membership in org, adding it with `role` if missing."""
+def ensure_member(
+    session: Session, org: Organization, user: User, role: Role, actor_id: int | None = None
+) -> Membership:
+    """Return the user's membership in org, adding it with `role` (audited) if missing."""
     with tenant_scope(session, org.id):
         member = find_membership(session, org.id, user.id)
         if member is None:
             member = Membership(org_id=org.id, user_id=user.id, role=role.value)
             session.add(member)
             session.flush()
+            audit.record(session, org.id, "membership.created", actor_id=actor_id,
+                         target_type="membership", target_id=member.id,
+                         data={"user_id": user.id, "role": role.value})  # fmt: skip
     return member
 
 

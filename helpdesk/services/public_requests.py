@@ -115,7 +115,7 @@ def _open(session: Session, org: Organization, clean: CleanRequest) -> Ticket | 
         session.rollback()
         log.info("public_request_dropped org_id=%s reason=inactive_account", org.id)
         return None
-    member = orgs.ensure_member(session, org, user, Role.REQUESTER)
+    member = orgs.ensure_member(session, org, user, Role.REQUESTER, actor_id=user.id)
     data = tickets.NewTicket(
         subject=clean.subject,
         body=clean.description,

@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 from helpdesk.db import utcnow
 from helpdesk.models import Attachment, EventKind, ScanStatus, Ticket, TicketEvent
 from helpdesk.scanning import ScanResult, archive_problem, scan_stream
-from helpdesk.services import outbox
+from helpdesk.services import audit, outbox
 from helpdesk.storage import StorageError
 
 SCAN_JOB = "jobs.scan.scan"
@@ -190,13 +190,23 @@ def record(
         attachment.scan_status = ScanStatus.CLEAN.value
         attachment.scan_error = None
         attachment.signature = None
-        log.info("attachment_scanned attachment_id=%s status=clean", attachment.id)
+        log.info("attachment_scanned attachment_id=%s status=clean", attachment.id,
+                 extra={"event": "attachment.scanned", "attachment_id": attachment.id,
+                        "org_id": attachment.org_id, "scan_status": "clean"})  # fmt: skip
     elif result.status == "infected":
         _record_infected(session, attachment, result.signature or "unknown", storage, now)
     else:
         _record_error(attachment, result.detail, now)
+    if result.status != "infected":  # infected rows and their twins: in _record_infected
+        _audit_verdict(session, attachment)
     session.commit()
     return attachment.scan_status
+
+
+def _audit_verdict(session: Session, row: Attachment) -> None:
+    audit.record(session, row.org_id, "attachment.scanned", target_type="attachment",
+                 target_id=row.id, data={"status": row.scan_status, "signature": row.signature,
+                 "ticket_id": row.ticket_id, "attempt": row.scan_attempts})  # fmt: skip
 
 
 def _record_error(attachment: Attachment, detail: str, now: datetime) -> None:
@@ -209,12 +219,17 @@ def _record_error(attachment: Attachment, detail: str, now: datetime) -> None:
             "stays blocked; once clamd works run `flask --app wsgi attachments rescan "
             "--status error`",
             attachment.id, attachment.org_id, attempts, detail,
+            extra={"event": "attachment.scan_gave_up", "attachment_id": attachment.id,
+                   "org_id": attachment.org_id, "attempts": attempts, "error": detail},
         )  # fmt: skip
         return
     retry_at = now + backoff(attempts)
     log.warning(
         "attachment_scan_failed attachment_id=%s attempt=%s/%s error=%r retry_at=%s",
         attachment.id, attempts, MAX_ATTEMPTS, detail, retry_at.isoformat(timespec="seconds"),
+        extra={"event": "attachment.scan_failed", "attachment_id": attachment.id,
+               "org_id": attachment.org_id, "attempt": attempts, "max_attempts": MAX_ATTEMPTS,
+               "error": detail, "retry_at": retry_at},
     )  # fmt: skip
 
 
@@ -245,9 +260,13 @@ def _record_infected(
         row.scan_error = note
         row.scanned_at = now
         _announce(session, row, signature, moved)
+        _audit_verdict(session, row)
     log.warning("attachment_infected attachment_id=%s org_id=%s signature=%s quarantined=%s "
                 "shared_rows=%s", attachment.id, attachment.org_id, signature, moved,
-                len(siblings))  # fmt: skip
+                len(siblings), extra={"event": "attachment.infected",
+                "attachment_id": attachment.id, "org_id": attachment.org_id,
+                "signature": signature, "quarantined": moved,
+                "shared_rows": len(siblings)})  # fmt: skip
 
 
 def _announce(session: Session, attachment: Attachment, signature: str, moved: bool) -> None:

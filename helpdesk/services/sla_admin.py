@@ -14,7 +14,7 @@ never rewrites every open ticket.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from helpdesk.models import BusinessCalendar, Membership, Priority, Role, SlaPolicy
+from helpdesk.services import audit
 from helpdesk.services.business_time import Calendar, CalendarError
 from helpdesk.services.errors import Conflict, Forbidden, NotFound, ValidationError
 from helpdesk.services.validation import one_line
@@ -93,7 +94,7 @@ def create_calendar(session: Session, actor: Membership, data: CalendarInput) ->
     calendar = BusinessCalendar(name=name)
     _store(calendar, parsed)
     session.add(calendar)
-    _commit_named(session, name)
+    _commit_named(session, actor, "calendar.created", calendar)
     return calendar
 
 
@@ -105,7 +106,7 @@ def update_calendar(
     name, parsed = _checked_calendar(session, data, calendar)
     calendar.name = name
     _store(calendar, parsed)
-    _commit_named(session, name)
+    _commit_named(session, actor, "calendar.updated", calendar)
     return calendar
 
 
@@ -119,6 +120,7 @@ def delete_calendar(session: Session, actor: Membership, calendar_id: int) -> No
             f"{', '.join(users)} priority; give {'it' if len(users) == 1 else 'them'} "
             "another calendar (or 24x7) first, then delete it"
         )
+    _audit_calendar(session, actor, "calendar.deleted", calendar)
     session.delete(calendar)
     try:
         session.commit()
@@ -170,6 +172,15 @@ def _name_taken(session: Session, name: str, current: BusinessCalendar | None) -
     return session.scalar(stmt) is not None
 
 
+def _audit_calendar(
+    session: Session, actor: Membership, action: str, calendar: BusinessCalendar
+) -> None:
+    session.flush()  # a new calendar gets its id (and a taken name fails here)
+    audit.record(session, actor.org_id, action, actor_id=actor.user_id, target_type="calendar",
+                 target_id=calendar.id, data={"name": calendar.name, "timezone": calendar.timezone,
+                 "hours": calendar.hours, "holidays": calendar.holidays})  # fmt: skip
+
+
 def _store(calendar: BusinessCalendar, parsed: Calendar) -> None:
     data = parsed.to_json()
     calendar.timezone = str(data["timezone"])
@@ -177,8 +188,12 @@ def _store(calendar: BusinessCalendar, parsed: Calendar) -> None:
     calendar.holidays = cast(list[str], data["holidays"])
 
 
-def _commit_named(session: Session, name: str) -> None:
+def _commit_named(
+    session: Session, actor: Membership, action: str, calendar: BusinessCalendar
+) -> None:
+    name = calendar.name
     try:
+        _audit_calendar(session, actor, action, calendar)
         session.commit()
     except IntegrityError:  # the same name saved at the same moment by someone else
         session.rollback()
@@ -245,6 +260,9 @@ def save_policy(
     policy.warn_at_percent = checked.percents
     policy.warn_before_minutes = checked.befores
     policy.updated_at = now
+    audit.record(session, actor.org_id, f"sla_policy.{'created' if created else 'updated'}",
+                 actor_id=actor.user_id, target_type="sla_policy", target_id=key,
+                 data=asdict(checked))  # fmt: skip
     try:
         session.commit()
     except IntegrityError:  # another admin created it at the same moment
@@ -259,6 +277,8 @@ def save_policy(
 def delete_policy(session: Session, actor: Membership, priority: str) -> None:
     """Remove the policy: tickets of that priority opened from now on have no SLA."""
     policy = get_policy(session, actor, priority)
+    audit.record(session, actor.org_id, "sla_policy.deleted", actor_id=actor.user_id,
+                 target_type="sla_policy", target_id=policy.priority)  # fmt: skip
     session.delete(policy)
     session.commit()
 

@@ -27,7 +27,7 @@ from helpdesk.models import (
     User,
 )
 from helpdesk.rendering import render_markdown
-from helpdesk.services import attachments, orgs, outbox, search, sla
+from helpdesk.services import attachments, audit, orgs, outbox, search, sla
 from helpdesk.services.errors import Conflict, ValidationError
 from helpdesk.services.permissions import can_see_internal, load_ticket, require_staff
 from helpdesk.services.validation import (
@@ -115,7 +115,7 @@ def open_ticket(
         raise ValidationError(errors)
     if actor.is_staff:
         requester = orgs.ensure_user(session, data.requester_email, data.requester_name)
-        orgs.ensure_member(session, org, requester, Role.REQUESTER)
+        orgs.ensure_member(session, org, requester, Role.REQUESTER, actor_id=actor.user_id)
     else:
         requester, priority = actor.user, Priority.NORMAL.value
     now = utcnow()
@@ -137,6 +137,9 @@ def open_ticket(
     attachments.attach_to_message(session, actor, ticket, first, uploads)
     sla.ticket_opened(session, ticket, now)
     outbox.emit(session, org.id, EventKind.TICKET_CREATED, ticket=ticket, actor_id=actor.user_id)
+    audit.record(session, org.id, "ticket.created", actor_id=actor.user_id, target_type="ticket",
+                 target_id=ticket.id, data={"number": ticket.number, "priority": priority,
+                 "channel": channel.value, "requester_id": requester.id})  # fmt: skip
     session.commit()
     return ticket
 
@@ -206,6 +209,10 @@ def add_comment(
         actor_id=actor.user_id,
         payload={"comment_id": comment.id, "internal": internal},
     )
+    where = {"ticket_id": ticket.id, "number": ticket.number, "internal": internal,
+             "channel": channel.value}  # fmt: skip
+    audit.record(session, ticket.org_id, "comment.created", actor_id=actor.user_id,
+                 target_type="comment", target_id=comment.id, data=where)  # fmt: skip
     if new_status and new_status != ticket.status:
         session.add(_event(ticket, actor, "status", ticket.status, new_status))
         _announce_changes(session, actor, ticket, {"status": (ticket.status, new_status)}, now)
@@ -291,7 +298,7 @@ def _announce_changes(
     changes: dict[str, tuple[Any, Any]],
     now: datetime,
 ) -> None:
-    """Tell the SLA engine and the outbox about field changes (before they are applied).
+    """Tell the SLA engine, the outbox and the audit log about field changes (before they apply).
 
     The SLA engine sees old and new values while the ticket still holds the old ones.
     """
@@ -304,6 +311,9 @@ def _announce_changes(
         actor_id=actor.user_id,
         payload={"changes": {field: [old, new] for field, (old, new) in changes.items()}},
     )
+    audit.record(session, ticket.org_id, "ticket.updated", actor_id=actor.user_id,
+                 target_type="ticket", target_id=ticket.id,
+                 data=audit.changes(changes))  # fmt: skip
 
 
 def _describe(session: Session, field: str, value: Any) -> str | None:

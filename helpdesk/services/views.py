@@ -9,6 +9,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from helpdesk.models import Membership, Role, SavedView, Ticket
+from helpdesk.services import audit
 from helpdesk.services.errors import Forbidden, NotFound, ValidationError
 from helpdesk.services.permissions import require_staff
 from helpdesk.services.queries import ALL_OPEN, FILTER_KEYS, filtered, parse_filter
@@ -122,5 +123,8 @@ def delete_view(session: Session, actor: Membership, view_id: int) -> None:
         raise NotFound("view not found")
     if view.owner_id is None and actor.role != Role.ADMIN:
         raise Forbidden("delete shared views (admins only)")
+    audit.record(session, view.org_id, "view.deleted", actor_id=actor.user_id,
+                 target_type="view", target_id=view.id,
+                 data={"shared": view.owner_id is None, "owner_id": view.owner_id})  # fmt: skip
     session.delete(view)
     session.commit()

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import DateTime, Select, func, literal_column, select
 from sqlalchemy.orm import Session
@@ -28,7 +30,7 @@ from helpdesk.models import (
     User,
     WebhookEndpoint,
 )
-from helpdesk.services import deliveries, webhook_http
+from helpdesk.services import audit, deliveries, webhook_http
 from helpdesk.services.errors import NotFound, ValidationError
 from helpdesk.services.sla_admin import ID_MAX, require_admin
 from helpdesk.services.validation import one_line
@@ -99,6 +101,8 @@ def create_endpoint(
     endpoint = WebhookEndpoint(url=url, events=events, description=description, active=True,
                                secret=secret, created_at=now, updated_at=now)  # fmt: skip
     session.add(endpoint)
+    session.flush()
+    _audit(session, actor, "webhook.created", endpoint, events=events, active=True)
     session.commit()
     return endpoint, secret
 
@@ -115,19 +119,23 @@ def update_endpoint(
     endpoint = get_endpoint(session, actor, endpoint_id)
     if data.active is not None and not isinstance(data.active, bool):
         raise ValidationError({"active": "must be true or false"})
+    before = _audited_fields(endpoint)
     endpoint.url, endpoint.events, endpoint.description = _checked(data, endpoint, allowed)
     if data.active is True and not endpoint.active:
         _enable(endpoint)
     elif data.active is False:
         endpoint.active = False
     endpoint.updated_at = now
+    _audit_update(session, actor, endpoint, before)
     session.commit()
     return endpoint
 
 
 def delete_endpoint(session: Session, actor: Membership, endpoint_id: int) -> None:
     """Remove an endpoint and its delivery log."""
-    session.delete(get_endpoint(session, actor, endpoint_id))
+    endpoint = get_endpoint(session, actor, endpoint_id)
+    _audit(session, actor, "webhook.deleted", endpoint)
+    session.delete(endpoint)
     session.commit()
 
 
@@ -141,6 +149,7 @@ def rotate_secret(
     endpoint.previous_expires_at = now + SECRET_OVERLAP
     endpoint.secret = secret
     endpoint.updated_at = now
+    _audit(session, actor, "webhook.secret_rotated", endpoint)
     session.commit()
     return endpoint, secret
 
@@ -150,8 +159,10 @@ def enable_endpoint(
 ) -> WebhookEndpoint:
     """Turn an endpoint back on after it was disabled (by failures or by an admin)."""
     endpoint = get_endpoint(session, actor, endpoint_id)
+    before = _audited_fields(endpoint)
     _enable(endpoint)
     endpoint.updated_at = now
+    _audit_update(session, actor, endpoint, before)
     session.commit()
     return endpoint
 
@@ -267,6 +278,35 @@ def log_rows(session: Session, stmt: _LogSelect) -> list[LogRow]:
             response_status=delivery.response_status, last_error=delivery.last_error,
         ))  # fmt: skip
     return rows
+
+
+def _audit(
+    session: Session, actor: Membership, action: str, endpoint: WebhookEndpoint, **data: Any
+) -> None:
+    """Audit an endpoint by id and host: a URL's path or query may carry the receiver's key."""
+    data["host"] = urlsplit(endpoint.url).hostname
+    audit.record(session, actor.org_id, action, actor_id=actor.user_id,
+                 target_type="webhook", target_id=endpoint.id, data=data)  # fmt: skip
+
+
+def _audited_fields(endpoint: WebhookEndpoint) -> dict[str, Any]:
+    return {"url": endpoint.url, "events": list(endpoint.events),
+            "description": endpoint.description, "active": endpoint.active}  # fmt: skip
+
+
+def _audit_update(
+    session: Session, actor: Membership, endpoint: WebhookEndpoint, before: dict[str, Any]
+) -> None:
+    """Audit what changed: events and active as old/new, url and description as "changed"."""
+    after = _audited_fields(endpoint)
+    changed = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
+    if not changed:
+        return
+    data: dict[str, Any] = audit.changes(
+        {k: v for k, v in changed.items() if k in ("events", "active")}
+    )
+    data["changed"] = sorted(changed)
+    _audit(session, actor, "webhook.updated", endpoint, **data)
 
 
 def _enable(endpoint: WebhookEndpoint) -> None:

@@ -1,6 +1,6 @@
-"""The org admin area: SLA policies, business calendars, webhooks, deliveries, inbound email."""
+"""The org admin area: SLA policies, calendars, webhooks, deliveries, inbound email, audit log."""
 
-from helpdesk.blueprints.admin import routes_inbound, routes_sla, routes_webhooks
+from helpdesk.blueprints.admin import routes_audit, routes_inbound, routes_sla, routes_webhooks
 from helpdesk.blueprints.admin.base import bp
 
-__all__ = ["bp", "routes_inbound", "routes_sla", "routes_webhooks"]
+__all__ = ["bp", "routes_audit", "routes_inbound", "routes_sla", "routes_webhooks"]
