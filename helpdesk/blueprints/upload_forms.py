@@ -25,10 +25,11 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
+from helpdesk.db import get_session
 from helpdesk.errors import error_response
 from helpdesk.htmx import is_htmx, trigger
 from helpdesk.models import Attachment, Ticket
-from helpdesk.services import attachments
+from helpdesk.services import attachments, flags
 from helpdesk.services.attachments import IncomingFile, Prepared, TooLarge, Unavailable
 from helpdesk.services.errors import Conflict, ValidationError
 from helpdesk.storage import StorageError
@@ -54,7 +55,9 @@ def limits() -> dict[str, Any]:
     config = current_app.config
     max_bytes = int(config["ATTACHMENT_MAX_BYTES"])
     return {
-        "enabled": bool(config["UPLOADS_ENABLED"]),
+        # The deploy-time switch and the runtime flag: the file field hides when either is off.
+        "enabled": bool(config["UPLOADS_ENABLED"])
+        and flags.is_enabled(get_session(), "attachments_upload"),
         "max_files": int(config["ATTACHMENT_MAX_FILES"]),
         "max_bytes": max_bytes,
         "max_size": attachments.size_text(max_bytes),

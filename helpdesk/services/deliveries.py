@@ -19,6 +19,10 @@ late writer never overwrites a newer attempt.
   disable it; a delivered one resets the count. Disabling queues
   ``jobs.notify.endpoint_disabled``, which emails the org's admins directly (there is no
   event kind for it on purpose: it is about the integration, not about a ticket).
+* Webhooks switched off (the ``webhooks`` feature flag): a due webhook delivery is *held*
+  instead of claimed — back to ``pending``, ``next_attempt_at`` = now + 30 s, no attempt
+  counted — so nothing is marked failed or dead while the flag is off; the relay keeps
+  re-queuing it and it goes out once the flag is on. Email deliveries are not affected.
 * Digests: ``digest`` rows wait for `send_digest`, which claims them as a unit, sends one
   email and marks them all delivered — or puts them back to wait (with backoff) as a unit.
 """
@@ -33,12 +37,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, and_, case, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from helpdesk.db import utcnow
-from helpdesk.models import Delivery, DeliveryStatus, EventKind, OutboxEvent, WebhookEndpoint
-from helpdesk.services import delivery_channels, tasks
+from helpdesk.models import (
+    Delivery,
+    DeliveryChannel,
+    DeliveryStatus,
+    EventKind,
+    OutboxEvent,
+    WebhookEndpoint,
+)
+from helpdesk.services import delivery_channels, flags, tasks
 from helpdesk.services.delivery_channels import MailNotConfigured, Outcome, mail_settings
 from helpdesk.services.errors import Conflict, NotFound, ValidationError
 from helpdesk.tenancy import unscoped
@@ -53,6 +64,8 @@ ERROR_MAX = 500
 DELIVER_JOB = "jobs.notify.deliver"
 ENDPOINT_DISABLED_JOB = "jobs.notify.endpoint_disabled"
 ABANDONED = "the worker stopped during this attempt (killed or crashed); retrying"
+HOLD_SECONDS = 30  # how often a held webhook delivery looks at the flag again
+HELD = "held: webhooks are switched off site-wide (flag webhooks); sent once they are back on"
 _ACTIVE = [DeliveryStatus.PENDING.value, DeliveryStatus.SENDING.value, DeliveryStatus.FAILED.value]
 _random = secrets.SystemRandom()
 log = logging.getLogger(__name__)
@@ -72,8 +85,8 @@ def abandon_after() -> timedelta:
     return timedelta(seconds=timeout + ABANDON_GRACE_SECONDS)
 
 
-def claim(session: Session, delivery_id: int, now: datetime) -> Delivery | None:
-    """Take the row for one attempt (not committed); None when it is not due or taken."""
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    """Rows an attempt may take now: due (pending/failed) or abandoned in "sending"."""
     due = and_(
         Delivery.status.in_([DeliveryStatus.PENDING.value, DeliveryStatus.FAILED.value]),
         Delivery.next_attempt_at <= now,
@@ -81,18 +94,58 @@ def claim(session: Session, delivery_id: int, now: datetime) -> Delivery | None:
     abandoned = and_(
         Delivery.status == DeliveryStatus.SENDING, Delivery.updated_at < now - abandon_after()
     )
+    return or_(due, abandoned)
+
+
+def claim(session: Session, delivery_id: int, now: datetime) -> Delivery | None:
+    """Take the row for one attempt (not committed); None when it is not due or taken."""
     stmt = (
         update(Delivery)
-        .where(Delivery.id == delivery_id, or_(due, abandoned))
+        .where(Delivery.id == delivery_id, _claimable(now))
         .values(status=DeliveryStatus.SENDING.value, attempts=Delivery.attempts + 1, updated_at=now)
         .returning(Delivery)
     )
     return session.scalars(stmt).one_or_none()
 
 
+def hold(session: Session, delivery_id: int, now: datetime) -> bool:
+    """Put a due webhook delivery back to pending for HOLD_SECONDS, counting no attempt; commits.
+
+    The `webhooks` flag is off: the row keeps its attempts, says why it waits, and the relay
+    queues it again once it is due, until the flag is back on. False if it is not a webhook
+    delivery that is due (an email, or a row another worker took).
+    """
+    held = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id == delivery_id,
+            Delivery.channel == DeliveryChannel.WEBHOOK.value,
+            _claimable(now),
+        )
+        .values(
+            status=DeliveryStatus.PENDING.value,
+            next_attempt_at=now + timedelta(seconds=HOLD_SECONDS),
+            updated_at=now,
+            last_error=HELD,
+        )
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    session.commit()
+    if held is not None:
+        held_fields = {"event": "delivery.held", "delivery_id": delivery_id, "flag": "webhooks"}
+        log.info("delivery_held delivery_id=%s (webhooks off)", delivery_id, extra=held_fields)
+    return held is not None
+
+
 def attempt(session: Session, delivery_id: int, now: datetime | None = None) -> str | None:
-    """Claim, send and record one delivery; return its new status, or None if not claimed."""
+    """Claim, send and record one delivery; return its new status, or None if not claimed.
+
+    While the `webhooks` flag is off, a webhook delivery is held instead (still pending).
+    """
     now = now or utcnow()
+    if not flags.is_enabled(session, "webhooks") and hold(session, delivery_id, now):
+        return DeliveryStatus.PENDING.value
     delivery = claim(session, delivery_id, now)
     if delivery is None:
         session.rollback()
@@ -246,7 +299,12 @@ def _finish(session: Session, delivery: Delivery, outcome: Outcome, now: datetim
     if delivery.endpoint_id is not None:
         _track_endpoint(session, delivery, status, outcome, now)
     session.commit()
-    log.info("delivery_%s delivery_id=%s attempts=%s", status.value, delivery.id, delivery.attempts)
+    log.log(logging.INFO if status == DeliveryStatus.DELIVERED else logging.WARNING,
+            "delivery_%s delivery_id=%s attempts=%s", status.value, delivery.id, delivery.attempts,
+            extra={"event": f"delivery.{status.value}", "delivery_id": delivery.id,
+                   "org_id": delivery.org_id, "channel": delivery.channel,
+                   "attempts": delivery.attempts, "response_status": outcome.response_status,
+                   "error": short_error(outcome.error)})  # fmt: skip
     return status.value
 
 
