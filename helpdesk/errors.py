@@ -7,6 +7,7 @@ from flask_wtf.csrf import CSRFError
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
+from helpdesk.htmx import is_htmx, trigger
 from helpdesk.services.errors import Forbidden, NotFound
 from helpdesk.storage import StorageError
 
@@ -58,16 +59,28 @@ def _http_error(exc: HTTPException) -> Response:
     detail = None
     if status in (400, 413) and exc.description and not isinstance(exc, CSRFError):
         detail = exc.description
+    if status == 429:
+        return _too_many(exc)
     response = error_response(status, detail)
-    if status == 429 and exc.response is not None:
-        retry = exc.response.headers.get("Retry-After")
-        if retry:
-            response.headers["Retry-After"] = retry
     if status == 405:
         allowed = exc.get_headers()
         for name, value in allowed:
             if name == "Allow":
                 response.headers["Allow"] = value
+    return response
+
+
+def _too_many(exc: HTTPException) -> Response:
+    """429: problem+json for the API, a fragment plus a toast for HTMX, else the page."""
+    message = MESSAGES[429]
+    if not _wants_json() and is_htmx():
+        html = render_template("errors/_too_many.html", message=message)
+        response = Response(html, status=429, mimetype="text/html")
+        trigger(response, toast=message)
+    else:
+        response = error_response(429)
+    retry = exc.response.headers.get("Retry-After") if exc.response is not None else None
+    response.headers["Retry-After"] = retry or "60"  # set by helpdesk.ratelimits on breach
     return response
 
 

@@ -9,11 +9,18 @@ markup, so its policy adds 'unsafe-inline' 'unsafe-eval' to script-src and
 'unsafe-inline' to style-src. Everything else stays as strict as the rest of the site:
 same-origin only, no plugins, no framing, no foreign form targets. No other path may be
 relaxed without a reason written here.
+
+Two headers depend on the request. `Strict-Transport-Security` is sent only over HTTPS
+(`request.is_secure`, which ProxyFix derives from X-Forwarded-Proto only for the trusted
+PROXY_HOPS): browsers ignore it over plain HTTP, and a development server must stay
+reachable. Pages whose URL carries a credential — emailed ticket links (/t/…) and password
+reset links (/reset/…) — always answer `Referrer-Policy: no-referrer`, so the token never
+leaves in a Referer header, whatever the view set.
 """
 
 from __future__ import annotations
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 
 _DIRECTIVES = {
     "default-src": "'self'",
@@ -35,6 +42,8 @@ def _policy(**overrides: str) -> str:
 
 
 CSP = _policy()
+HSTS = "max-age=31536000; includeSubDomains"
+TOKEN_PATHS = ("/t/", "/reset/")
 # Operators only, /ops/rq: see the module docstring for why and what stays strict.
 RQ_DASHBOARD_CSP = _policy(
     script_src="'self' 'unsafe-inline' 'unsafe-eval'", style_src="'self' 'unsafe-inline'"
@@ -46,7 +55,11 @@ def _apply(response: Response) -> Response:
     headers.setdefault("Content-Security-Policy", CSP)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
+    if request.path.startswith(TOKEN_PATHS):
+        headers["Referrer-Policy"] = "no-referrer"
     headers.setdefault("Referrer-Policy", "same-origin")
+    if request.is_secure:
+        headers.setdefault("Strict-Transport-Security", HSTS)
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
     if response.mimetype == "text/html":

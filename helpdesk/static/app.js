@@ -25,7 +25,10 @@
     setTimeout(function () { item.remove(); }, 4000);
   });
   // A failed HTMX request (5xx, network) says so instead of failing silently.
-  document.addEventListener("htmx:responseError", function () {
+  // The generic message only when the server sent none of its own (a 429 or 503 says why).
+  document.addEventListener("htmx:responseError", function (evt) {
+    var xhr = evt.detail && evt.detail.xhr;
+    if (xhr && xhr.getResponseHeader("HX-Trigger")) return;
     document.dispatchEvent(new CustomEvent("toast", { detail: { value: "Something went wrong; nothing was lost. Try again." } }));
   });
 })();

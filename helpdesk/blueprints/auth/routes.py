@@ -1,8 +1,8 @@
-"""Log in, log out, and the landing page."""
+"""Log in, log out (here or everywhere), and the landing page."""
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
@@ -12,6 +12,7 @@ from helpdesk.services import auth as auth_service
 from helpdesk.services.orgs import user_orgs
 
 bp = Blueprint("auth", __name__)
+NOTICE = "notice"  # flash category the login page shows (flask-login's own messages are not)
 
 
 @bp.get("/")
@@ -45,7 +46,17 @@ def login() -> Response | tuple[str, int] | str:
 @bp.post("/logout")
 @login_required
 def logout() -> Response:
-    auth_service.end_sessions(get_session(), current_user)  # copied cookies die too
+    auth_service.log_out(get_session(), current_user)  # copied cookies die too
     logout_user()
     session.clear()
+    return redirect(url_for("auth.login"), code=303)
+
+
+@bp.post("/logout/everywhere")  # the button is on the profile page
+@login_required
+def logout_everywhere() -> Response:
+    auth_service.revoke_sessions(get_session(), current_user, source="self")
+    logout_user()
+    session.clear()
+    flash("You are logged out everywhere: every browser and device must log in again.", NOTICE)
     return redirect(url_for("auth.login"), code=303)
