@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,6 +32,7 @@ DEMO_ORGS = ("demo", "acme")
 DEMO_ROLES = ("admin", "agent", "requester")
 HEALTH_TIMEOUT = 30.0
 KILL_AFTER = 5.0
+GUNICORN_CONF = "helpdesk/gunicorn_conf.py"  # JSON logs, multiprocess metrics (see the file)
 
 
 class Stop(Exception):
@@ -111,11 +113,19 @@ def child_commands(host: str, port: int, mail_sink_port: int | None) -> list[lis
         mailbox = INSTANCE / "mail"
         commands.append([PY, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{mail_sink_port}",
                          "-c", "aiosmtpd.handlers.Mailbox", str(mailbox)])  # fmt: skip
-    web = [PY, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2"]
-    commands.append([*web, "--access-logfile", "-", "wsgi:app"])
+    web = [PY, "-m", "gunicorn", "-c", GUNICORN_CONF, "--bind", f"{host}:{port}", "--workers", "2"]
+    commands.append([*web, "wsgi:app"])  # access lines come from the app (http.request)
     commands.append([PY, "-m", "flask", "--app", "wsgi", "worker"])
     commands.append([PY, "-m", "flask", "--app", "wsgi", "cron"])
     return commands
+
+
+def web_env(env: dict[str, str]) -> dict[str, str]:
+    """The web's environment: a fresh PROMETHEUS_MULTIPROC_DIR for its worker processes."""
+    path = Path(env.get("PROMETHEUS_MULTIPROC_DIR") or INSTANCE / "prometheus")
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return {**env, "PROMETHEUS_MULTIPROC_DIR": str(path)}
 
 
 def run_step(title: str, cmd: list[str], env: dict[str, str]) -> None:
@@ -218,7 +228,8 @@ def main() -> int:
         check_port_free(host, port)
         sink = env.get("HELPDESK_MAIL_SINK")
         for cmd in child_commands(host, port, int(sink) if sink else None):
-            procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env))  # noqa: S603
+            cmd_env = web_env(env) if GUNICORN_CONF in cmd else env
+            procs.append(subprocess.Popen(cmd, cwd=ROOT, env=cmd_env))  # noqa: S603
         probe = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104
         base = f"http://{f'[{probe}]' if ':' in probe else probe}:{port}"
         wait_healthy(f"{base}/healthz", procs)

@@ -12,6 +12,10 @@ buckets in a hash: HINCRBY is atomic across processes; the worker calls
 `record_job_start`), and the running count of fired SLA events, which the collector
 advances from an id cursor so a scrape reads only the rows added since the last one.
 
+The same registry also carries `helpdesk_ready` (the /readyz verdict, evaluated at scrape
+time) and the per-request counters of `helpdesk.request_metrics` (every gunicorn process's,
+summed, when PROMETHEUS_MULTIPROC_DIR is set).
+
 /metrics answers only to `Authorization: Bearer <METRICS_TOKEN>` when that setting is set,
 otherwise only to loopback clients that did not come through an unconfigured proxy.
 """
@@ -42,6 +46,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from helpdesk import request_metrics
 from helpdesk.models import BREACH_LEVEL, SlaEvent
 from helpdesk.services import job_status, scans
 from helpdesk.services.tasks import QUEUES
@@ -306,10 +311,44 @@ def _age_value(run: job_status.PeriodicRun) -> float:
 # --- the endpoint's plumbing --------------------------------------------------------------
 
 
-def build_registry(redis: Redis, sessions: sessionmaker[Session]) -> CollectorRegistry:
-    """Return a registry holding the job collector (one per app, never the global one)."""
+class ReadyCollector(Collector):
+    """`helpdesk_ready`: the /readyz verdict, evaluated at scrape time (1 ready, 0 not)."""
+
+    def __init__(self, readiness: Callable[[], Mapping[str, Mapping[str, object]]]) -> None:
+        self.readiness = readiness
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            checks = {name: bool(check["ok"]) for name, check in self.readiness().items()}
+        except Exception as exc:  # a scrape must answer even when a check has a bug
+            log.warning("readiness_unreadable error=%s", type(exc).__name__)
+            checks = {"readiness": False}
+        yield GaugeMetricFamily(
+            "helpdesk_ready", "1 when /readyz would answer 200, else 0", value=all(checks.values())
+        )
+        yield _gauge(
+            "helpdesk_ready_check",
+            "Each /readyz check: 1 passing, 0 failing",
+            "check",
+            {name: 1 if ok else 0 for name, ok in checks.items()},
+        )
+
+
+def build_registry(
+    redis: Redis,
+    sessions: sessionmaker[Session],
+    readiness: Callable[[], Mapping[str, Mapping[str, object]]] | None = None,
+) -> CollectorRegistry:
+    """Return the registry /metrics renders (one per app, never the global one).
+
+    It holds the job collector, the readiness gauge (when `readiness` is given) and the
+    request metrics of every web process (`helpdesk.request_metrics`).
+    """
     registry = CollectorRegistry(auto_describe=False)
     registry.register(JobCollector(redis, sessions))
+    if readiness is not None:
+        registry.register(ReadyCollector(readiness))
+    request_metrics.register(registry)
     return registry
 
 

@@ -8,9 +8,9 @@ supervisor that restarts it). See docs/decisions/0005-job-runner.md.
 
 from __future__ import annotations
 
-import logging
-import sys
+import inspect
 from collections.abc import Sequence
+from typing import Any
 
 import click
 from flask import Flask, current_app
@@ -19,28 +19,43 @@ from rq import Queue, SimpleWorker
 from rq.cron import CronScheduler
 from rq.job import Job
 
+from helpdesk import logs
 from helpdesk.metrics import record_job_start
 from helpdesk.services.tasks import QUEUES, get_queue, redis_connection
-from jobs.context import RequestIdFilter
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s request_id=%(request_id)s %(message)s"
 
 
 def _configure_logging() -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    handler.addFilter(RequestIdFilter())
-    root = logging.getLogger()
-    root.handlers = [handler]
-    root.setLevel(logging.INFO)
+    """JSON (or LOG_FORMAT=text) lines on stderr, as the web writes them (idempotent)."""
+    settings = current_app.config["SETTINGS"]
+    logs.configure(settings.log_format, settings.log_level)
+
+
+def job_log_fields(job: Job) -> dict[str, Any]:
+    """What every line logged while `job` runs carries: its id, name, request id and org."""
+    org_id = job.meta.get("org_id")
+    if org_id is None and job.args:
+        try:  # jobs take ids only, the org's first: the parameter name says so
+            first = next(iter(inspect.signature(job.func).parameters), None)
+        except Exception:  # an unimportable function fails in RQ itself, with its own log
+            first = None
+        org_id = job.args[0] if first == "org_id" else None
+    return {
+        "job_id": job.id,
+        "job": job.func_name,
+        "queue": job.origin,
+        "request_id": job.meta.get("request_id"),
+        "org_id": org_id,
+    }
 
 
 class HelpdeskWorker(SimpleWorker):
-    """RQ's in-process worker that records each job's enqueue→start wait for /metrics."""
+    """RQ's in-process worker: records each job's enqueue→start wait for /metrics and tags
+    every log line of the job with its request id and org."""
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         record_job_start(job)
-        super().execute_job(job, queue)
+        with logs.bound(**job_log_fields(job)):
+            super().execute_job(job, queue)
 
 
 def build_worker(queues: Sequence[str]) -> HelpdeskWorker:

@@ -7,6 +7,8 @@ anyone who is not a member, so an org's existence is not revealed.
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, abort, g, redirect, request, url_for
 from flask_login import current_user
 from werkzeug.wrappers import Response
@@ -14,6 +16,8 @@ from werkzeug.wrappers import Response
 from helpdesk.db import get_session
 from helpdesk.models import Membership, Organization
 from helpdesk.services.orgs import enter_org
+
+log = logging.getLogger(__name__)
 
 
 def install(bp: Blueprint) -> None:
@@ -27,6 +31,9 @@ def _gate() -> Response | None:
     slug = (request.view_args or {}).get("org_slug", "")
     member = enter_org(get_session(), slug, current_user.id)
     if member is None:
+        route = request.url_rule.rule if request.url_rule else None  # never the raw path
+        log.info("tenancy.denied", extra={"event": "tenancy.denied", "route": route,
+                                          "user_id": current_user.id})  # fmt: skip
         abort(404)
     g.member = member
     g.org = member.org

@@ -9,6 +9,7 @@ member there, so a token reveals nothing about other tenants.
 
 from __future__ import annotations
 
+import logging
 import re
 
 from flask import g, request
@@ -18,6 +19,7 @@ from helpdesk.db import get_session
 from helpdesk.models import ApiToken, Membership, Organization
 from helpdesk.services import api_tokens, orgs
 
+log = logging.getLogger(__name__)
 PUBLIC_ENDPOINTS = frozenset({"api.openapi_document"})
 CHALLENGE = 'Bearer realm="helpdesk"'
 _BEARER_RE = re.compile(r"^Bearer +([A-Za-z0-9\-._~+/]+=*) *$", re.IGNORECASE)
@@ -38,7 +40,14 @@ NOT_FOUND = (
 )
 
 
+def _route() -> str | None:
+    return request.url_rule.rule if request.url_rule else None  # never the raw path
+
+
 def _unauthorized(detail: str, error: str | None = "invalid_token") -> ApiProblem:
+    reason = "missing" if error is None else error
+    log.info("auth.token_rejected", extra={"event": "auth.token_rejected", "route": _route(),
+                                           "reason": reason})  # fmt: skip
     challenge = CHALLENGE if error is None else f'{CHALLENGE}, error="{error}"'
     return ApiProblem(401, detail, headers={"WWW-Authenticate": challenge})
 
@@ -73,6 +82,8 @@ def authenticate() -> None:
 def _enter(token: ApiToken, slug: str) -> None:
     member = orgs.enter_org(get_session(), slug, token.user_id)
     if member is None or member.org_id != token.org_id:
+        log.info("tenancy.denied", extra={"event": "tenancy.denied", "route": _route(),
+                                          "user_id": token.user_id})  # fmt: skip
         raise ApiProblem(404, NOT_FOUND)
     g.member = member
     g.org = member.org

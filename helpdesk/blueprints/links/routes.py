@@ -15,8 +15,9 @@ org or ticket exists: nothing here reveals what exists to a caller without acces
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import Blueprint, abort, redirect, request, url_for
 from flask_login import current_user
@@ -35,6 +36,8 @@ from helpdesk.services.errors import ValidationError
 from helpdesk.services.permissions import can_view_ticket
 from helpdesk.services.validation import positive_int
 from helpdesk.tenancy import set_tenant
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("links", __name__)
 
@@ -112,10 +115,17 @@ def _access(org_slug: str, number: int) -> Access | Response:
         return _refused(check)
     member = orgs.find_membership(session, org.id, current_user.id) if org else None
     if ticket is None or member is None or not member.user.active:
-        abort(404)
+        _denied()
     if not can_view_ticket(member, ticket):
-        abort(404)
+        _denied()
     return Access(member, ticket, member.org, None)
+
+
+def _denied() -> NoReturn:
+    route = request.url_rule.rule if request.url_rule else None  # never the raw path
+    log.info("tenancy.denied", extra={"event": "tenancy.denied", "route": route,
+                                      "user_id": current_user.id})  # fmt: skip
+    abort(404)
 
 
 def _log_in_first() -> Response:

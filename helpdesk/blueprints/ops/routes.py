@@ -18,8 +18,11 @@ METRICS_EXTENSION = "helpdesk.metrics"
 @bp.record_once
 def _setup(state: BlueprintSetupState) -> None:
     app = state.app
+    engine, redis = app.extensions["helpdesk.engine"], app.extensions["helpdesk.redis"]
     app.extensions[METRICS_EXTENSION] = metrics.build_registry(
-        app.extensions["helpdesk.redis"], app.extensions["helpdesk.sessionmaker"]
+        redis,
+        app.extensions["helpdesk.sessionmaker"],
+        readiness=lambda: health.readiness(engine, redis),  # runs in the scrape's request
     )
 
 
