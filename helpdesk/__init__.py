@@ -6,7 +6,17 @@ from flask import Flask
 from redis import Redis
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from helpdesk import errors, htmx, ratelimits, requestid, security_headers, tenancy, timefmt
+from helpdesk import (
+    errors,
+    htmx,
+    logs,
+    ratelimits,
+    requestid,
+    security_headers,
+    sentry,
+    tenancy,
+    timefmt,
+)
 from helpdesk.config import Settings
 from helpdesk.db import close_session, get_session, make_engine, make_sessionmaker
 from helpdesk.extensions import csrf, login_manager
@@ -17,6 +27,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the app: settings, extensions, tenancy, blueprints, error pages."""
     settings = settings or Settings.from_env()
     settings.validate()
+    logs.configure(settings.log_format, settings.log_level)  # before anything logs
+    sentry.init(settings)  # no-op unless SENTRY_DSN is set
     app = Flask(__name__)
     app.config.from_mapping(settings.flask_config())
     app.config["SETTINGS"] = settings
@@ -32,6 +44,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings.redis_url, socket_connect_timeout=2, socket_timeout=5
     )
     app.teardown_appcontext(close_session)
+    from helpdesk import request_metrics  # here: importing it creates the metric files
+
+    request_metrics.init_app(app, engine)  # first after_request hook: sees the final status
     tenancy.install()
     tasks.install()
     from helpdesk import storage
@@ -47,7 +62,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     errors.init_app(app)
     _register_blueprints(app)
     ratelimits.install(app)
+    from helpdesk import flag_gates
 
+    flag_gates.install(app)  # after the limits: a switched-off route counts no attempt
     from helpdesk import cli
 
     cli.init_app(app)

@@ -1,4 +1,4 @@
-"""Flask commands: `flask --app wsgi seed demo`, `bootstrap`, `tokens create`, `sessions end`."""
+"""Flask commands: `flask --app wsgi seed demo`, `bootstrap`, `tokens create`, `sessions …`."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy.orm import Session
 
+from helpdesk.audit_cli import audit_group
 from helpdesk.db import session_scope
+from helpdesk.flags_cli import flags_group
 from helpdesk.services import api_tokens, auth, orgs, seed
 from helpdesk.services.errors import ValidationError
+from helpdesk.smoke import smoke
 from helpdesk.tenancy import tenant_scope
 
 
@@ -95,15 +98,45 @@ def sessions_group() -> None:
     """Manage login sessions."""
 
 
+ROTATE_HINT = (
+    "The other lever is SECRET_KEY: deploy a new one with the old one in "
+    "SECRET_KEY_FALLBACKS for a grace period (cookies keep working until you drop it), or "
+    "without it to cut every cookie and open form at once."
+)
+
+
+@sessions_group.command("revoke", epilog=ROTATE_HINT)
+@click.option("--email", help="End every session of this user")
+@click.option("--all", "everyone", is_flag=True, help="End every session of every user")
+@click.option("--yes", is_flag=True, help="With --all: do not ask for confirmation")
+def sessions_revoke(email: str | None, everyone: bool, yes: bool) -> None:
+    """Log one user (--email) or every user (--all) out everywhere; audited."""
+    if bool(email) == everyone:
+        raise click.UsageError("give exactly one of --email E or --all")
+    if email:
+        _revoke_one(email)
+        return
+    if not yes:
+        click.confirm("Log out every user of every organization?", abort=True)
+    with _sessions() as session:
+        count = auth.revoke_all_sessions(session, source="cli")
+    click.echo(f"ended every session of {count} users (each must log in again)")
+    click.echo(ROTATE_HINT)
+
+
 @sessions_group.command("end")
 @click.option("--email", required=True, help="The user whose sessions end")
 def sessions_end(email: str) -> None:
-    """Log a user out everywhere (every copied or stolen cookie stops working)."""
+    """Log a user out everywhere (alias of `sessions revoke --email`)."""
+    _revoke_one(email)
+
+
+def _revoke_one(email: str) -> None:
     with _sessions() as session:
         user = orgs.find_user(session, email)
         if user is None:
             raise click.ClickException("no such user")
-        auth.end_sessions(session, user)
+        auth.revoke_sessions(session, user, source="cli")
     click.echo(f"ended every session of {user.email}")
 
 
@@ -112,3 +145,6 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(bootstrap)
     app.cli.add_command(tokens_group)
     app.cli.add_command(sessions_group)
+    app.cli.add_command(audit_group)
+    app.cli.add_command(flags_group)
+    app.cli.add_command(smoke)

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from limits import parse_many
+
 from helpdesk.services.validation import normalize_email
 
 DEFAULT_SECRET_KEY = "dev-insecure-change-me"  # noqa: S105 - the sentinel production refuses
@@ -35,6 +37,16 @@ def _int(name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
 @dataclass
 class Settings:
     """Typed view of the environment."""
@@ -47,6 +59,13 @@ class Settings:
     ratelimit_enabled: bool = True
     login_limit_ip: str = "20 per minute"
     login_limit_account: str = "5 per minute;30 per hour"
+    secret_key_fallbacks: str = ""
+    password_reset_minutes: int = 60
+    reset_limit_ip: str = "10 per hour"
+    reset_limit_account: str = "3 per hour"
+    password_limit_user: str = "5 per 15 minutes"  # noqa: S105 - a rate, not a secret
+    api_limit_token: str = "600 per minute"  # noqa: S105 - a rate, not a secret
+    user_limit: str = "1200 per minute"
     proxy_hops: int = 0
     page_size: int = 25
     session_cookie_secure: bool = False
@@ -56,6 +75,11 @@ class Settings:
     webhook_allowed_networks: str = ""
     webhook_timeout: int = 10
     metrics_token: str = ""
+    log_format: str = "json"
+    log_level: str = "INFO"
+    sentry_dsn: str = ""
+    sentry_traces_sample_rate: float = 0.0
+    release: str = ""
     reply_address: str = ""
     inbound_email_secret: str = ""
     inbound_max_bytes: int = 30 * 1024 * 1024
@@ -79,12 +103,15 @@ class Settings:
     download_url_ttl: int = 60
     uploads_enabled: bool = True
     downloads_enabled: bool = True
+    flag_cache_seconds: int = 5
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls) -> Settings:
         """Read settings from os.environ."""
         env = os.environ.get("HELPDESK_ENV", "development")
+        if env == "production" and not _bool(os.environ.get("SESSION_COOKIE_SECURE"), True):
+            raise ConfigError("SESSION_COOKIE_SECURE cannot be turned off in production")
         return cls(
             env=env,
             secret_key=os.environ.get("SECRET_KEY", DEFAULT_SECRET_KEY),
@@ -94,6 +121,13 @@ class Settings:
             ratelimit_enabled=_bool(os.environ.get("RATELIMIT_ENABLED"), True),
             login_limit_ip=os.environ.get("LOGIN_LIMIT_IP", "20 per minute"),
             login_limit_account=os.environ.get("LOGIN_LIMIT_ACCOUNT", "5 per minute;30 per hour"),
+            secret_key_fallbacks=os.environ.get("SECRET_KEY_FALLBACKS", ""),
+            password_reset_minutes=_int("PASSWORD_RESET_MINUTES", 60),
+            reset_limit_ip=os.environ.get("RESET_LIMIT_IP", "10 per hour"),
+            reset_limit_account=os.environ.get("RESET_LIMIT_ACCOUNT", "3 per hour"),
+            password_limit_user=os.environ.get("PASSWORD_LIMIT_USER", "5 per 15 minutes"),
+            api_limit_token=os.environ.get("API_LIMIT_TOKEN", "600 per minute"),
+            user_limit=os.environ.get("USER_LIMIT", "1200 per minute"),
             proxy_hops=_int("PROXY_HOPS", 0),
             page_size=_int("PAGE_SIZE", 25),
             session_cookie_secure=_bool(
@@ -105,6 +139,11 @@ class Settings:
             webhook_allowed_networks=os.environ.get("WEBHOOK_ALLOWED_NETWORKS", ""),
             webhook_timeout=_int("WEBHOOK_TIMEOUT", 10),
             metrics_token=os.environ.get("METRICS_TOKEN", ""),
+            log_format=os.environ.get("LOG_FORMAT", "json").strip().lower() or "json",
+            log_level=os.environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",
+            sentry_dsn=os.environ.get("SENTRY_DSN", "").strip(),
+            sentry_traces_sample_rate=_float("SENTRY_TRACES_SAMPLE_RATE", 0.0),
+            release=os.environ.get("HELPDESK_RELEASE", "").strip(),
             reply_address=os.environ.get("REPLY_ADDRESS", ""),
             inbound_email_secret=os.environ.get("INBOUND_EMAIL_SECRET", ""),
             inbound_max_bytes=_int("INBOUND_MAX_BYTES", 30 * 1024 * 1024),
@@ -128,6 +167,7 @@ class Settings:
             download_url_ttl=_int("DOWNLOAD_URL_TTL", 60),
             uploads_enabled=_bool(os.environ.get("UPLOADS_ENABLED"), True),
             downloads_enabled=_bool(os.environ.get("DOWNLOADS_ENABLED"), True),
+            flag_cache_seconds=_int("FLAG_CACHE_SECONDS", 5),
         )
 
     @property
@@ -176,8 +216,47 @@ class Settings:
         if not 1024 <= self.inbound_max_bytes <= 100 * 1024 * 1024:
             raise ConfigError("INBOUND_MAX_BYTES must be between 1 KiB and 100 MiB")
         self._validate_attachments()
+        self._validate_auth()
+        self._validate_observability()
         if not 1 <= self.webhook_timeout <= 60:
             raise ConfigError("WEBHOOK_TIMEOUT must be between 1 and 60 seconds")
+        if not 0 <= self.flag_cache_seconds <= 60:
+            raise ConfigError("FLAG_CACHE_SECONDS must be between 0 and 60")
+
+    def _validate_observability(self) -> None:
+        if self.log_format not in {"json", "text"}:
+            raise ConfigError("LOG_FORMAT must be json or text")
+        if self.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ConfigError("LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
+        if self.sentry_dsn and not self.sentry_dsn.startswith(("https://", "http://")):
+            raise ConfigError("SENTRY_DSN must look like https://<key>@<host>/<project>")
+        if not 0.0 <= self.sentry_traces_sample_rate <= 1.0:
+            raise ConfigError("SENTRY_TRACES_SAMPLE_RATE must be between 0 and 1")
+
+    @property
+    def fallback_keys(self) -> list[str]:
+        """SECRET_KEY_FALLBACKS as a list: old keys still accepted for signed cookies."""
+        return [key.strip() for key in self.secret_key_fallbacks.split(",") if key.strip()]
+
+    def _validate_auth(self) -> None:
+        if self.is_production and any(
+            len(key) < 32 or key == DEFAULT_SECRET_KEY for key in self.fallback_keys
+        ):
+            raise ConfigError("each SECRET_KEY_FALLBACKS key must be 32+ random characters")
+        if not 5 <= self.password_reset_minutes <= 24 * 60:
+            raise ConfigError("PASSWORD_RESET_MINUTES must be between 5 and 1440")
+        for name in ("LOGIN_LIMIT_IP", "LOGIN_LIMIT_ACCOUNT", "RESET_LIMIT_IP",
+                     "RESET_LIMIT_ACCOUNT", "PASSWORD_LIMIT_USER", "API_LIMIT_TOKEN", "USER_LIMIT",
+                     "LINK_LIMIT_IP", "REQUEST_LIMIT_IP", "REQUEST_LIMIT_ADDRESS",
+                     "INBOUND_LIMIT_IP"):  # fmt: skip
+            value = str(getattr(self, name.lower()))
+            try:
+                parse_many(value)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"{name} must look like '20 per minute' or '5 per minute;30 per hour', "
+                    f"got {value!r}"
+                ) from exc
 
     def _validate_attachments(self) -> None:
         if self.storage not in {"disk", "s3"}:
@@ -215,12 +294,16 @@ class Settings:
             "RATELIMIT_HEADERS_ENABLED": True,
             "LOGIN_LIMIT_IP": self.login_limit_ip,
             "LOGIN_LIMIT_ACCOUNT": self.login_limit_account,
+            "SECRET_KEY_FALLBACKS": self.fallback_keys,
+            "PASSWORD_RESET_MINUTES": self.password_reset_minutes,
+            "RESET_LIMIT_IP": self.reset_limit_ip,
+            "RESET_LIMIT_ACCOUNT": self.reset_limit_account,
+            "PASSWORD_LIMIT_USER": self.password_limit_user,
+            "API_LIMIT_TOKEN": self.api_limit_token,
+            "USER_LIMIT": self.user_limit,
             "PROXY_HOPS": self.proxy_hops,
             "PAGE_SIZE": self.page_size,
-            "SESSION_COOKIE_HTTPONLY": True,
-            "SESSION_COOKIE_SAMESITE": "Lax",
-            "SESSION_COOKIE_SECURE": self.session_cookie_secure,
-            "REMEMBER_COOKIE_SECURE": self.session_cookie_secure,
+            **self._cookie_config(),
             "WTF_CSRF_TIME_LIMIT": None,
             "WTF_CSRF_HEADERS": ["X-CSRFToken", "X-CSRF-Token"],
             "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
@@ -230,6 +313,8 @@ class Settings:
             "WEBHOOK_ALLOWED_NETWORKS": self.webhook_allowed_networks,
             "WEBHOOK_TIMEOUT": self.webhook_timeout,
             "METRICS_TOKEN": self.metrics_token,
+            "LOG_FORMAT": self.log_format,
+            "SENTRY_DSN": self.sentry_dsn,
             "REPLY_ADDRESS": self.reply_address or _plus_address(self.mail_from),
             "INBOUND_EMAIL_SECRET": self.inbound_email_secret,
             "INBOUND_MAX_BYTES": self.inbound_max_bytes,
@@ -253,7 +338,28 @@ class Settings:
             "DOWNLOAD_URL_TTL": self.download_url_ttl,
             "UPLOADS_ENABLED": self.uploads_enabled,
             "DOWNLOADS_ENABLED": self.downloads_enabled,
+            "FLAG_CACHE_SECONDS": self.flag_cache_seconds,
             **self.extra,
+        }
+
+    def _cookie_config(self) -> dict[str, Any]:
+        # Production cookies are always Secure and carry the __Host- prefix: the browser then
+        # refuses them unless they are Secure, host-only (no Domain) and Path=/.
+        secure = self.session_cookie_secure or self.is_production
+        prefix = "__Host-" if secure else ""
+        return {
+            "SESSION_COOKIE_NAME": f"{prefix}session",
+            "SESSION_COOKIE_HTTPONLY": True,
+            "SESSION_COOKIE_SAMESITE": "Lax",
+            "SESSION_COOKIE_SECURE": secure,
+            "SESSION_COOKIE_PATH": "/",
+            "SESSION_COOKIE_DOMAIN": None,
+            "REMEMBER_COOKIE_NAME": f"{prefix}remember",
+            "REMEMBER_COOKIE_HTTPONLY": True,
+            "REMEMBER_COOKIE_SAMESITE": "Lax",
+            "REMEMBER_COOKIE_SECURE": secure,
+            "REMEMBER_COOKIE_PATH": "/",
+            "REMEMBER_COOKIE_DOMAIN": None,
         }
 
 

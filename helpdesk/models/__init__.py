@@ -19,6 +19,7 @@ from helpdesk.models.notify import (
     WebhookEndpoint,
 )
 from helpdesk.models.org import STAFF_ROLES, Membership, Organization, Role
+from helpdesk.models.password_reset import PasswordReset
 from helpdesk.models.sla import (
     BREACH_LEVEL,
     BusinessCalendar,
@@ -60,6 +61,7 @@ __all__ = [
     "NotificationPreference",
     "Organization",
     "OutboxEvent",
+    "PasswordReset",
     "Priority",
     "Role",
     "SavedView",

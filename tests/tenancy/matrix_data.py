@@ -12,11 +12,20 @@ NOT_ORG_DATA = {
     "auth.home": "/",
     "auth.login": "/login",
     "auth.logout": "/logout",
+    # Account actions, not org data: ending every session of the caller (the button is on
+    # the profile page), and the forgotten-password form and its emailed link.
+    # tests/auth/ covers them.
+    "auth.logout_everywhere": "/logout/everywhere",
+    "auth.forgot_password": "/reset",
+    "auth.reset_password": "/reset/<path:token>",
     "ops.healthz": "/healthz",
     "ops.readyz": "/readyz",
     "ops.metrics": "/metrics",
     "ops_rq.index": "/ops/rq/",
     "ops_rq.page": "/ops/rq/<path:subpath>",
+    # Site-wide feature flags, operators only (tests/flags/test_ops_page.py).
+    "ops_flags.index": "/ops/flags",
+    "ops_flags.set_flag": "/ops/flags/<name>",
     "api.openapi_document": "/api/v1/openapi.json",
     # The emailed link itself: it names no org (the token does); the token-free requester
     # pages it redirects to, /r/<org_slug>/<number>, are org routes covered below.
@@ -64,6 +73,11 @@ WEB_FORMS: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "tickets.fields"): {"priority": "urgent", "tags": "matrix"},
     ("POST", "profile.create_token"): {"name": "matrix token"},
     ("POST", "profile.revoke_token"): {},
+    ("POST", "profile.change_password"): {
+        "current_password": "correct horse battery staple",
+        "new_password": "matrix new password 1",
+        "confirm_password": "matrix new password 1",
+    },
     ("POST", "tickets.bulk"): {"tickets": "1", "priority": "urgent"},
     ("POST", "tickets.save_view"): {"name": "matrix view", "filter_status": "open"},
     ("POST", "tickets.delete_view"): {},
@@ -103,6 +117,8 @@ WEB_FORMS: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "admin.enable_webhook"): {},
     ("POST", "admin.delete_webhook"): {},
     ("POST", "admin.redeliver"): {},
+    ("POST", "admin.verify_audit"): {},
+    ("POST", "admin.export_audit"): {},
     ("POST", "tickets.revoke_links"): {},
     ("POST", "links.reply"): {"body": "matrix requester-page reply"},
     ("POST", "links.solve"): {},

@@ -36,7 +36,8 @@ def test_upgrade_downgrade_upgrade_and_models_match(database_url: str) -> None:
         "api_tokens", "saved_views", "canned_replies", "alembic_version",
         "business_calendars", "sla_policies", "sla_pauses", "sla_events", "outbox_events",
         "deliveries", "webhook_endpoints", "notification_preferences", "job_runs",
-        "access_tokens", "inbound_messages", "attachments",
+        "access_tokens", "inbound_messages", "attachments", "audit_events", "audit_heads",
+        "site_audit_events", "feature_flags", "password_resets",
     }  # fmt: skip
     assert _tables(url) == expected
     run_migrations(url, "base", down=True)

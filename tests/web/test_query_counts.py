@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from helpdesk.services import tickets
+from helpdesk.services import flags, tickets
 from helpdesk.tenancy import tenant_scope
 from tests.browser import Browser
 from tests.factories import make_member, make_ticket
@@ -28,6 +29,23 @@ def counting(app: Flask) -> Iterator[list[str]]:
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", record)
+
+
+@pytest.fixture(autouse=True)
+def _flags_read_once(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Read the feature flags before counting: their cached read (one statement every few
+    seconds per process, not per request) must not make two counts differ."""
+    monkeypatch.setitem(app.config, "FLAG_CACHE_SECONDS", 3600)
+    with app.app_context():
+        flags.clear_cache()
+        session = app.extensions["helpdesk.sessionmaker"]()
+        try:
+            flags.is_enabled(session, "attachments_upload")
+        finally:
+            session.close()
+    yield
+    with app.app_context():
+        flags.clear_cache()
 
 
 def statements(app: Flask, browser: Browser, url: str, **kw) -> int:
