@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from helpdesk import request_metrics
 from helpdesk.models import BREACH_LEVEL, SlaEvent
-from helpdesk.services import job_status, scans
+from helpdesk.services import job_status, scan_queue
 from helpdesk.services.tasks import QUEUES
 from helpdesk.tenancy import unscoped
 
@@ -232,7 +232,7 @@ class JobCollector(Collector):
             deliveries = job_status.delivery_counts(session, now)
             outbox = job_status.outbox_status(session, now)
             runs = {r.name: r for r in job_status.periodic_runs(session, now)}
-            scan_backlog = scans.backlog(session, now)
+            scan_backlog = scan_queue.backlog(session, now)
             try:
                 sla_totals: dict[str, int] | None = sla_event_totals(session, self.redis)
             except RedisError:  # the cursor lives in Redis: skip only this counter
@@ -285,7 +285,7 @@ def _periodic_metrics(runs: Mapping[str, job_status.PeriodicRun]) -> Iterator[Me
     )
 
 
-def _scan_metrics(backlog: scans.ScanBacklog) -> Iterator[Metric]:
+def _scan_metrics(backlog: scan_queue.ScanBacklog) -> Iterator[Metric]:
     yield _gauge(
         "helpdesk_attachments_scan_status",
         "Attachments not yet settled, by scan status (pending, error); not downloadable",

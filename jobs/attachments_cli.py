@@ -18,7 +18,7 @@ from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
 from helpdesk.scanning import ping
-from helpdesk.services import scans
+from helpdesk.services import scan_queue, scans
 from jobs.context import system_session
 from jobs.scan import queue_scans
 
@@ -32,7 +32,7 @@ def attachments_group() -> None:
 @click.option(
     "--status",
     "which",
-    type=click.Choice(sorted(scans.RESCANNABLE)),
+    type=click.Choice(sorted(scan_queue.RESCANNABLE)),
     default="error",
     show_default=True,
     help="error: failed scans; pending: stuck scans; all: everything but infected files",
@@ -61,10 +61,10 @@ def rescan(which: str, since: datetime | None) -> None:
     total = queued = 0
     try:
         with system_session() as session:
-            for batch in scans.rescan_batches(session, which, start, now):
+            for batch in scan_queue.rescan_batches(session, which, start, now):
                 total += len(batch)
                 queued += queue_scans(batch)
-            skipped = scans.count_infected(session, start) if which == "all" else 0
+            skipped = scan_queue.count_infected(session, start) if which == "all" else 0
     except SQLAlchemyError as exc:
         raise click.ClickException(
             f"the database is unreachable ({type(exc).__name__}): check DATABASE_URL; "

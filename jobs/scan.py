@@ -18,7 +18,7 @@ from flask import current_app
 from redis.exceptions import RedisError
 
 from helpdesk.db import utcnow
-from helpdesk.services import scans, tasks
+from helpdesk.services import scan_queue, scans, tasks
 from helpdesk.storage import get_storage
 from jobs.context import org_session, system_session
 
@@ -53,7 +53,7 @@ def queue_scans(rows: list[tuple[int, int]]) -> int:
 def relay(now: datetime | None = None) -> dict[str, int]:
     """Re-arm and queue due scan retries and lost scans (all orgs)."""
     with system_session() as session:
-        rows = scans.rearm_due(session, now or utcnow())
+        rows = scan_queue.rearm_due(session, now or utcnow())
     queued = queue_scans(rows)
     if rows:
         log.info("scan_relay rearmed=%s queued=%s", len(rows), queued)
