@@ -44,7 +44,7 @@ ALLOWED_FIELDS = frozenset(
     }
 )  # fmt: skip
 ALLOWED_SUFFIXES = ("_id", "_ids", "_count", "_ms", "_seconds", "_at")
-QUIET_LOGGERS = ("alembic.runtime.plugins",)
+QUIET_LOGGERS = ("alembic.runtime.plugins", "mail.log")  # mail.log: the dev SMTP sink (aiosmtpd)
 MAX_TEXT = 2_000
 MAX_MESSAGE = 8_000
 MAX_EXC = 16_000
@@ -127,9 +127,12 @@ def request_secrets() -> list[str]:
     return sorted(found, key=len, reverse=True)
 
 
-def redact(text: str) -> str:
-    """Mask emails, credentials, tokens and full IP addresses in `text`."""
-    for secret in request_secrets():
+def redact(text: str, secrets: list[str] | None = None) -> str:
+    """Mask emails, credentials, tokens and full IP addresses in `text`.
+
+    `secrets` is the request's `request_secrets()`, when the caller already has them.
+    """
+    for secret in request_secrets() if secrets is None else secrets:
         text = text.replace(secret, REDACTED)
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
@@ -141,15 +144,15 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + f"…[{len(text) - limit} more]"
 
 
-def _clean(value: Any) -> Any:
+def _clean(value: Any, secrets: list[str]) -> Any:
     """A JSON-safe, redacted, size-bounded copy of an extra field's value."""
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, list | tuple | set | frozenset):
-        return [_clean(v) for v in list(value)[:50]]
+        return [_clean(v, secrets) for v in list(value)[:50]]
     if isinstance(value, datetime):
         return value.isoformat()
-    return redact(_clip(str(value), MAX_TEXT))
+    return redact(_clip(str(value), MAX_TEXT), secrets)
 
 
 def _allowed(name: str) -> bool:
@@ -181,14 +184,15 @@ class RedactFilter(logging.Filter):
     _formatter = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(_clip(_without_raw_path(_message(record)), MAX_MESSAGE))
+        secrets = request_secrets()  # once per line, not once per field
+        record.msg = redact(_clip(_without_raw_path(_message(record)), MAX_MESSAGE), secrets)
         record.args = ()
         if record.exc_info and not record.exc_text:  # formatters reuse the cached text
             record.exc_text = self._formatter.formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact(_clip(record.exc_text, MAX_EXC))
+            record.exc_text = redact(_clip(record.exc_text, MAX_EXC), secrets)
         for name in [n for n in record.__dict__ if n not in _STANDARD and _allowed(n)]:
-            setattr(record, name, _clean(record.__dict__[name]))
+            setattr(record, name, _clean(record.__dict__[name], secrets))
         return True
 
 
@@ -253,7 +257,8 @@ class ContextFilter(logging.Filter):
 
 def fields(record: logging.LogRecord, formatter: logging.Formatter) -> dict[str, Any]:
     """Return the record as the dict one JSON line holds."""
-    message = redact(_clip(_without_raw_path(_message(record)), MAX_MESSAGE))
+    secrets = request_secrets()
+    message = redact(_clip(_without_raw_path(_message(record)), MAX_MESSAGE), secrets)
     event = getattr(record, "event", None)
     if not event:
         match = _EVENT_TOKEN.match(message)
@@ -261,19 +266,19 @@ def fields(record: logging.LogRecord, formatter: logging.Formatter) -> dict[str,
     out: dict[str, Any] = {
         "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
         "level": record.levelname,
-        "event": _clean(event),
+        "event": _clean(event, secrets),
         "logger": record.name,
     }
     for name in CONTEXT_FIELDS:
-        out[name] = _clean(getattr(record, name, None))
+        out[name] = _clean(getattr(record, name, None), secrets)
     for name, value in record.__dict__.items():
         if name not in _STANDARD and name not in out and _allowed(name):
-            out[name] = _clean(value)
+            out[name] = _clean(value, secrets)
     if message != event:
         out["message"] = message
     exc = record.exc_text or (formatter.formatException(record.exc_info) if record.exc_info else "")
     if exc:
-        out["exc"] = redact(_clip(exc, MAX_EXC))
+        out["exc"] = redact(_clip(exc, MAX_EXC), secrets)
     if record.stack_info:
         out["stack"] = redact(_clip(formatter.formatStack(record.stack_info), MAX_EXC))
     return out
