@@ -21,7 +21,6 @@ hashes or ids), and the client address only as a prefix (/24 or /48).
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import logging
 import re
@@ -35,6 +34,7 @@ from sqlalchemy import event, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, SessionTransaction
 
+from helpdesk.logs import address_prefix  # the one /24-or-/48 rule, shared with the logs
 from helpdesk.models import AuditEvent, AuditHead, SiteAuditEvent
 from helpdesk.models.audit import GENESIS_HASH, SITE_CHAIN
 from helpdesk.requestid import current_client_address, current_request_id
@@ -45,18 +45,6 @@ ACTION_RE = re.compile(r"^[a-z][a-z_]*(\.[a-z][a-z_]*)+$")
 PENDING_KEY = "helpdesk.audit_pending"  # session.info: events waiting for the commit
 HASHED = ("seq", "actor_id", "action", "target_type", "target_id", "data", "ip_prefix",
           "request_id", "created_at")  # fmt: skip
-
-
-def ip_prefix(address: str | None) -> str | None:
-    """Return the client's network (/24 for IPv4, /48 for IPv6), never the full address."""
-    if not address:
-        return None
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return None
-    bits = 24 if ip.version == 4 else 48
-    return str(ipaddress.ip_network(f"{ip}/{bits}", strict=False))
 
 
 def canonical(event_fields: Mapping[Any, Any], org_id: int | None) -> bytes:
@@ -107,7 +95,7 @@ def record(
         "target_type": target_type,
         "target_id": None if target_id is None else str(target_id),
         "data": _clean(json.loads(json.dumps(data or {}, sort_keys=True, default=str))),
-        "ip_prefix": ip_prefix(current_client_address()),
+        "ip_prefix": address_prefix(current_client_address()),
         "request_id": current_request_id(),
     }
     row: AuditRow

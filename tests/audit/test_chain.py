@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from helpdesk.logs import address_prefix
 from helpdesk.models.audit import GENESIS_HASH
 from helpdesk.services import audit
 from tests.audit.helpers import append, chain, head, tamper
@@ -287,4 +288,4 @@ def test_record_refuses_bad_actions_and_keeps_data_that_jsonb_would_alter_stable
     ],
 )
 def test_only_the_client_network_is_kept(address: str | None, prefix: str | None) -> None:
-    assert audit.ip_prefix(address) == prefix
+    assert address_prefix(address) == prefix
