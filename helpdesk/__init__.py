@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, g, request
 from redis import Redis
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -82,7 +82,12 @@ def _init_login(app: Flask) -> None:
 
     @login_manager.user_loader
     def _load(identity: str) -> User | None:
-        return load_user(get_session(), identity)
+        # On an org page the membership comes in the same query; the org gate takes it.
+        slug = (request.view_args or {}).get("org_slug")
+        user, member = load_user(get_session(), identity, slug)
+        if user is not None and slug is not None:
+            g.preloaded_member = (slug, member)
+        return user
 
 
 def _register_blueprints(app: Flask) -> None:

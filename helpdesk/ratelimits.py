@@ -4,13 +4,15 @@ Why lists instead of decorators: a module-level `Limiter` keeps one storage for 
 app it is bound to, so a second app (a test, a script) would silently move the first
 app's counters. Here each `create_app` builds its own limiters and wraps the listed views.
 
-Two limiters, because Redis being down must mean different things (docs/decisions/0003):
+Two kinds, because Redis being down must mean different things (docs/decisions/0003):
 
 * `LIMITS` guard credentials and abuse levers (login, password reset and change, emailed
   links, the public form, inbound mail). They FAIL CLOSED: while Redis is unreachable
   these routes answer 503 (`helpdesk.errors`) rather than allow unthrottled guessing.
-* `CEILINGS` are broad budgets over many views (per API token, per user). They FAIL OPEN
-  (`swallow_errors`): a Redis outage must not take the whole app down with it.
+  flask-limiter counts them (each `create_app` builds its own `Limiter`).
+* `CEILINGS` are broad budgets over many views (per API token, per user). They FAIL OPEN:
+  a Redis outage must not take the whole app down with it. `helpdesk.ceilings` counts
+  them, all of a request's in one Redis round trip (they apply to nearly every request).
 
 Keys are the client address (`request.remote_addr`, which ProxyFix rewrites only for the
 configured PROXY_HOPS — a raw X-Forwarded-For is never trusted), a hash of the account
@@ -34,6 +36,7 @@ from flask_limiter import Limiter, RequestLimit
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
 
+from helpdesk import ceilings
 from helpdesk.services.validation import normalize_email
 
 log = logging.getLogger(__name__)
@@ -109,10 +112,14 @@ class Rule:
 
 @dataclass(frozen=True)
 class Ceiling:
-    """A fail-open budget shared by every view `applies` accepts; exempt when key is None."""
+    """A fail-open budget shared by every view `applies` accepts; exempt when key is None.
+
+    `setting` names the config value holding the limit (read per request); counted by
+    `helpdesk.ceilings`, one Redis round trip for all of a request's ceilings.
+    """
 
     scope: str
-    limit: Callable[[], str]
+    setting: str
     key: Callable[[], str | None]
     kind: str
     applies: Callable[[str], bool]
@@ -120,10 +127,6 @@ class Ceiling:
 
 def _or_empty(key: Callable[[], str | None]) -> Callable[[], str]:
     return lambda: key() or ""
-
-
-def _is_none(key: Callable[[], str | None]) -> Callable[[], bool]:
-    return lambda: key() is None
 
 
 LIMITS: dict[str, list[Rule]] = {
@@ -165,7 +168,7 @@ CEILINGS: list[Ceiling] = [
     # counters must not cut off every integration (tokens are long random secrets already).
     Ceiling(
         "api-token",
-        _setting("API_LIMIT_TOKEN"),
+        "API_LIMIT_TOKEN",
         api_token_key,
         "token",
         lambda endpoint: endpoint.startswith("api."),
@@ -173,7 +176,7 @@ CEILINGS: list[Ceiling] = [
     # Per user, over every request they make, web and API together. Fails OPEN: it caps a
     # runaway script or a stolen session, and must not become a single point of failure.
     Ceiling(
-        "user", _setting("USER_LIMIT"), user_key, "user", lambda endpoint: endpoint != "static"
+        "user", "USER_LIMIT", user_key, "user", lambda endpoint: endpoint != "static"
     ),
 ]
 
@@ -196,25 +199,8 @@ def install(app: Flask) -> Limiter:
     return closed
 
 
-def _install_ceilings(app: Flask) -> Limiter:
-    opened = Limiter(
-        key_func=get_remote_address,
-        app=app,
-        storage_options=STORAGE_OPTIONS,
-        swallow_errors=True,
-        headers_enabled=False,
-        key_prefix="ceiling",
-    )
-    for ceiling in CEILINGS:
-        decorate = opened.shared_limit(
-            ceiling.limit,
-            scope=ceiling.scope,
-            key_func=_or_empty(ceiling.key),
-            exempt_when=_is_none(ceiling.key),
-            on_breach=_blocked(ceiling.kind),
-        )
-        for endpoint in list(app.view_functions):
-            if ceiling.applies(endpoint):
-                view: Any = app.view_functions[endpoint]
-                app.view_functions[endpoint] = decorate(view)
-    return opened
+def _install_ceilings(app: Flask) -> ceilings.Checker:
+    uri = str(app.config["RATELIMIT_STORAGE_URI"])
+    if uri.startswith("redis+unix://"):  # the `limits` spelling of a unix socket
+        uri = "unix://" + uri[len("redis+unix://") :]
+    return ceilings.install(app, CEILINGS, uri)

@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 
 from helpdesk.db import get_session
 from helpdesk.models import Membership, Organization
-from helpdesk.services.orgs import enter_org
+from helpdesk.services.orgs import enter_membership, enter_org
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ def _gate() -> Response | None:
     if not current_user.is_authenticated:
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
     slug = (request.view_args or {}).get("org_slug", "")
-    member = enter_org(get_session(), slug, current_user.id)
+    member = _enter(slug)
     if member is None:
         route = request.url_rule.rule if request.url_rule else None  # never the raw path
         log.info("tenancy.denied", extra={"event": "tenancy.denied", "route": route,
@@ -38,6 +38,14 @@ def _gate() -> Response | None:
     g.member = member
     g.org = member.org
     return None
+
+
+def _enter(slug: str) -> Membership | None:
+    """Enter the org; the user loader may already have read the membership with the user."""
+    preloaded = g.pop("preloaded_member", None)
+    if preloaded is not None and preloaded[0] == slug:
+        return enter_membership(get_session(), preloaded[1])
+    return enter_org(get_session(), slug, current_user.id)
 
 
 def current_member() -> Membership:

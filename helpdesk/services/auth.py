@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from helpdesk.models import User
-from helpdesk.services import audit
+from helpdesk.models import Membership, User
+from helpdesk.services import audit, orgs
 from helpdesk.services.errors import ValidationError
 from helpdesk.services.passwords import (
     hash_password,
@@ -86,15 +86,22 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     return user
 
 
-def load_user(session: Session, identity: str) -> User | None:
-    """Resolve a session identity "<id>:<session_version>"; stale versions resolve to None."""
+def load_user(
+    session: Session, identity: str, org_slug: str | None = None
+) -> tuple[User | None, Membership | None]:
+    """Resolve a session identity "<id>:<session_version>"; stale versions resolve to None.
+
+    With `org_slug` (a request for an org page) the user's membership there comes in the
+    same query, with the user; it is returned for the org gate, which still decides.
+    """
     user_id, _, version = identity.partition(":")
     if not (user_id.isdigit() and version.isdigit()):
-        return None
-    user = session.get(User, int(user_id))
+        return None, None
+    member = orgs.membership_by_slug(session, org_slug, int(user_id)) if org_slug else None
+    user = member.user if member is not None else session.get(User, int(user_id))
     if user is None or not user.active or user.session_version != int(version):
-        return None
-    return user
+        return None, None
+    return user, member
 
 
 def log_out(session: Session, user: User) -> None:

@@ -28,7 +28,7 @@ class Sort:
     columns: tuple[Any, ...]
     descending: bool = True
 
-    def values(self, ticket: Ticket) -> list[Any]:
+    def values(self, ticket: Any) -> list[Any]:  # a Ticket or a list row
         return [getattr(ticket, c.key) for c in self.columns]
 
 
@@ -67,7 +67,7 @@ def decode(cursor: str) -> list[Any]:
     return payload
 
 
-def cursor_after(sort: Sort, ticket: Ticket) -> str:
+def cursor_after(sort: Sort, ticket: Any) -> str:
     values = [v.isoformat() if isinstance(v, datetime) else v for v in sort.values(ticket)]
     return encode([sort.name, *values])
 

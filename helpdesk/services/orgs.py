@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from helpdesk.models import Membership, Organization, Role, User
 from helpdesk.services import audit
@@ -28,13 +28,32 @@ def find_org(session: Session, slug: str) -> Organization | None:
 
 def enter_org(session: Session, slug: str, user_id: int) -> Membership | None:
     """The tenant gate: scope the session to the org if the user is a member, else None."""
-    org = find_org(session, slug)
-    if org is None:
+    return enter_membership(session, membership_by_slug(session, slug, user_id))
+
+
+def membership_by_slug(session: Session, slug: str, user_id: int) -> Membership | None:
+    """The user's membership in the org named by `slug`, with its org and user: one query.
+
+    Deliberately unscoped: the slug is what picks the org, so no tenant can be set yet; the
+    result is pinned to that one org and user by the WHERE clause. Nothing is scoped until
+    `enter_membership` accepts it.
+    """
+    if not SLUG_RE.match(slug):
         return None
-    set_tenant(session, org.id)
-    member = find_membership(session, org.id, user_id)
+    with unscoped(session):
+        return session.scalar(
+            select(Membership)
+            .join(Membership.org)
+            .options(contains_eager(Membership.org))
+            .where(Organization.slug == slug, Membership.user_id == user_id)
+        )
+
+
+def enter_membership(session: Session, member: Membership | None) -> Membership | None:
+    """Scope the session to the member's org; None (and no scope) for no or inactive members."""
     if member is None or not member.user.active:
         return None
+    set_tenant(session, member.org_id)
     return member
 
 

@@ -18,9 +18,10 @@ from helpdesk.models import (
     TicketEvent,
     User,
 )
-from helpdesk.services import ordering, orgs, search
+from helpdesk.services import ordering, orgs, search, ticket_rows
 from helpdesk.services.errors import ValidationError
 from helpdesk.services.permissions import can_see_internal
+from helpdesk.services.ticket_rows import TicketRow
 from helpdesk.services.validation import (
     TAG_RE,
     choice,
@@ -58,7 +59,7 @@ class TicketFilter:
 
 @dataclass
 class Page:
-    items: list[Ticket]
+    items: list[TicketRow]
     next_cursor: str | None
     filters: TicketFilter = field(default_factory=TicketFilter)
 
@@ -147,7 +148,8 @@ def list_tickets(
     if number is not None:
         stmt = stmt.where(Ticket.number == number)
     sort = ordering.SORTS[filters.sort or ordering.DEFAULT_SORT]
-    rows = list(session.scalars(ordering.ordered(stmt, sort, cursor).limit(limit + 1)).unique())
+    page = ordering.ordered(stmt, sort, cursor).limit(limit + 1)
+    rows = ticket_rows.to_rows(session.execute(ticket_rows.select_rows(page)))
     items = rows[:limit]
     more = len(rows) > limit and bool(items)
     return Page(items, ordering.cursor_after(sort, items[-1]) if more else None, filters)
@@ -195,12 +197,10 @@ def _search_page(
         .limit(limit + 1)
         .subquery()
     )
-    ranked = (
-        select(Ticket)
-        .join(top, top.c.id == Ticket.id)
-        .order_by(top.c.rank.desc(), top.c.updated_at.desc(), top.c.number.desc())
+    ranked = ticket_rows.select_rows(select(Ticket).join(top, top.c.id == Ticket.id)).order_by(
+        top.c.rank.desc(), top.c.updated_at.desc(), top.c.number.desc()
     )
-    rows = list(session.scalars(ranked).unique())
+    rows = ticket_rows.to_rows(session.execute(ranked))
     end = offset + limit
     more = len(rows) > limit and end < SEARCH_DEPTH_MAX
     return Page(rows[:limit], ordering.encode(["rank", end]) if more else None, filters)

@@ -107,8 +107,9 @@ def test_login_block_renders_for_pages_and_htmx(
 
 
 def test_ceilings_fail_open_and_credentials_fail_closed_without_redis(
-    settings: Settings, world, session: Session, password: str
-) -> None:
+    settings: Settings, world, session: Session, password: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
     token = bearer(session, world["alpha"]["agent"])
     with app_with(settings) as healthy:  # log in while the counters still work
         cookie = as_user(healthy, "agent@alpha.test", password).client.get_cookie("session")
@@ -121,6 +122,9 @@ def test_ceilings_fail_open_and_credentials_fail_closed_without_redis(
             assert web.get(PAGE).status_code == 200
             response = broken.test_client().get(API, headers={"Authorization": f"Bearer {token}"})
             assert response.status_code == 200
+        # The outage is said once per process and minute, not once per request.
+        down = [r for r in caplog.records if r.getMessage() == "ratelimit.unavailable"]
+        assert len(down) == 1 and down[0].levelname == "WARNING"
         refused = Browser(broken.test_client()).login("agent@alpha.test", password)
         assert refused.status_code == 503 and refused.headers["Retry-After"] == "30"
         assert broken.test_client().get("/t/" + "A" * 32).status_code == 503

@@ -11,6 +11,7 @@ from typing import Any
 from flask import url_for
 
 from helpdesk.models import Comment, Ticket, User
+from helpdesk.services.ticket_rows import Person, TicketRow
 
 
 def timestamp(value: datetime) -> str:
@@ -18,7 +19,7 @@ def timestamp(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def person(user: User | None) -> dict[str, str] | None:
+def person(user: User | Person | None) -> dict[str, str | None] | None:
     if user is None:
         return None
     return {"email": user.email, "name": user.name}
@@ -28,7 +29,7 @@ def ticket_url(org_slug: str, number: int) -> str:
     return url_for("api.get_ticket", org_slug=org_slug, number=str(number), _external=True)
 
 
-def ticket(item: Ticket, org_slug: str) -> dict[str, Any]:
+def ticket(item: Ticket | TicketRow, org_slug: str) -> dict[str, Any]:
     """A ticket as the API shows it."""
     return {
         "number": item.number,
@@ -49,7 +50,7 @@ def _maybe(value: datetime | None) -> str | None:
     return timestamp(value) if value is not None else None
 
 
-def sla(item: Ticket) -> dict[str, Any]:
+def sla(item: Ticket | TicketRow) -> dict[str, Any]:
     """The ticket's SLA state and due times."""
     return {
         "state": item.sla_state,
