@@ -16,12 +16,13 @@ Every line carries `time` (UTC), `level`, `event`, `logger`, `request_id`, `org_
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import logging
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -46,12 +47,16 @@ ALLOWED_FIELDS = frozenset(
 ALLOWED_SUFFIXES = ("_id", "_ids", "_count", "_ms", "_seconds", "_at")
 QUIET_LOGGERS = ("alembic.runtime.plugins", "mail.log")  # mail.log: the dev SMTP sink (aiosmtpd)
 MAX_TEXT = 2_000
+CACHED_TEXT = 200  # redaction results of texts up to this long are cached
 MAX_MESSAGE = 8_000
 MAX_EXC = 16_000
 REDACTED = "[redacted]"
 
+_REDACTED_MARK = "_helpdesk_redacted"
 _bound: ContextVar[Mapping[str, Any] | None] = ContextVar("helpdesk_log_context", default=None)
-_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message", "asctime", "taskName", "_helpdesk_redacted"
+}  # fmt: skip
 _EVENT_TOKEN = re.compile(r"^([a-z][a-z0-9_]*(?:[.:][a-z0-9_]+)*)(?:\s|$)")
 
 # --- redaction ----------------------------------------------------------------------------
@@ -134,10 +139,21 @@ def redact(text: str, secrets: list[str] | None = None) -> str:
     """
     for secret in request_secrets() if secrets is None else secrets:
         text = text.replace(secret, REDACTED)
+    if len(text) <= CACHED_TEXT:
+        return _redact_patterns(text)  # route templates, events, user agents: seen again
+    return _apply_patterns(text)
+
+
+def _apply_patterns(text: str) -> str:
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     text = _IPV4.sub(_mask_ip, text)
     return _IPV6.sub(_mask_ip, text)
+
+
+# The patterns' result depends on the text alone (request secrets are replaced before), so
+# short texts are cached: every request logs the same few route templates and agents.
+_redact_patterns = functools.lru_cache(maxsize=4096)(_apply_patterns)
 
 
 def _clip(text: str, limit: int) -> str:
@@ -193,6 +209,7 @@ class RedactFilter(logging.Filter):
             record.exc_text = redact(_clip(record.exc_text, MAX_EXC), secrets)
         for name in [n for n in record.__dict__ if n not in _STANDARD and _allowed(n)]:
             setattr(record, name, _clean(record.__dict__[name], secrets))
+        setattr(record, _REDACTED_MARK, True)  # the formatter need not do it again
         return True
 
 
@@ -257,8 +274,21 @@ class ContextFilter(logging.Filter):
 
 def fields(record: logging.LogRecord, formatter: logging.Formatter) -> dict[str, Any]:
     """Return the record as the dict one JSON line holds."""
+    if getattr(record, _REDACTED_MARK, False):
+        return _fields(record, formatter, lambda value: value)  # RedactFilter cleaned it
     secrets = request_secrets()
-    message = redact(_clip(_without_raw_path(_message(record)), MAX_MESSAGE), secrets)
+    return _fields(record, formatter, lambda value: _clean(value, secrets), secrets)
+
+
+def _fields(
+    record: logging.LogRecord,
+    formatter: logging.Formatter,
+    clean: Callable[[Any], Any],
+    secrets: list[str] | None = None,
+) -> dict[str, Any]:
+    message = _message(record)
+    if secrets is not None:
+        message = redact(_clip(_without_raw_path(message), MAX_MESSAGE), secrets)
     event = getattr(record, "event", None)
     if not event:
         match = _EVENT_TOKEN.match(message)
@@ -266,19 +296,19 @@ def fields(record: logging.LogRecord, formatter: logging.Formatter) -> dict[str,
     out: dict[str, Any] = {
         "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
         "level": record.levelname,
-        "event": _clean(event, secrets),
+        "event": clean(event),
         "logger": record.name,
     }
     for name in CONTEXT_FIELDS:
-        out[name] = _clean(getattr(record, name, None), secrets)
+        out[name] = clean(getattr(record, name, None))
     for name, value in record.__dict__.items():
         if name not in _STANDARD and name not in out and _allowed(name):
-            out[name] = _clean(value, secrets)
+            out[name] = clean(value)
     if message != event:
         out["message"] = message
     exc = record.exc_text or (formatter.formatException(record.exc_info) if record.exc_info else "")
     if exc:
-        out["exc"] = redact(_clip(exc, MAX_EXC), secrets)
+        out["exc"] = exc if secrets is None else redact(_clip(exc, MAX_EXC), secrets)
     if record.stack_info:
         out["stack"] = redact(_clip(formatter.formatStack(record.stack_info), MAX_EXC))
     return out

@@ -102,6 +102,17 @@ def _scoped_tables() -> set[Table]:
     return tables
 
 
+_SCOPED: dict[Table, bool] = {}  # a table's answer never changes once it exists
+
+
+def _is_scoped(table: Table) -> bool:
+    """Whether an `OrgScoped` model owns the table (memoized: asked for every statement)."""
+    found = _SCOPED.get(table)
+    if found is None:
+        found = _SCOPED[table] = table in _scoped_tables()
+    return found
+
+
 def _all_subclasses(cls: type) -> Iterator[type]:
     sub: type
     for sub in cls.__subclasses__():
@@ -125,12 +136,11 @@ def _scoped_tables_in(statement: Any) -> tuple[set[Table], set[Table]]:
     A table reached through an ORM entity or attribute carries a `parententity`
     annotation somewhere in the statement; those get the loader criteria.
     """
-    scoped = _scoped_tables()
     seen: set[Table] = set()
     via_orm: set[Table] = set()
     for node in visitors.iterate(statement):
         table = _table_of(node)
-        if table is not None and table in scoped:
+        if table is not None and _is_scoped(table):
             seen.add(table)
             if "parententity" in getattr(node, "_annotations", {}):
                 via_orm.add(table)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from flask import Flask
+from markupsafe import Markup
 
 from helpdesk.db import utcnow
 
@@ -24,5 +25,21 @@ def ago(when: datetime, now: datetime | None = None) -> str:
     return when.strftime("%b %d") if when.year == current.year else when.strftime("%b %d, %Y")
 
 
+def timetag(when: datetime, seconds: bool = False, now: datetime | None = None) -> Markup:
+    """`<time>` with the relative time shown and the absolute UTC time on hover.
+
+    One filter for what templates wrote as three expressions per row (isoformat, strftime,
+    ago): list and thread pages render it ~50–300 times, so it is built in one go.
+    """
+    w = when.astimezone(UTC)
+    absolute = f"{w.year:04d}-{w.month:02d}-{w.day:02d} {w.hour:02d}:{w.minute:02d}"
+    if seconds:
+        absolute += f":{w.second:02d}"
+    return Markup(
+        f'<time datetime="{w.isoformat()}" title="{absolute} UTC">{ago(w, now)}</time>'
+    )  # every part is digits or ago()'s fixed words: nothing to escape
+
+
 def init_app(app: Flask) -> None:
     app.add_template_filter(ago)
+    app.add_template_filter(timetag)

@@ -42,10 +42,7 @@ class Person:
     id: int
     email: str
     name: str | None
-
-    @property
-    def display_name(self) -> str:
-        return self.name or self.email.split("@", 1)[0]  # as User.display_name
+    display_name: str  # as User.display_name: the name, else the address's local part
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +84,10 @@ def to_rows(result: Iterable[Row[Any]]) -> list[TicketRow]:
 
 
 def _row(values: Sequence[Any]) -> TicketRow:
-    requester = Person(values[_N], values[_N + 1], values[_N + 2])
-    assignee = Person(values[_N + 3], values[_N + 4], values[_N + 5]) if values[_N + 3] else None
+    requester = _person(values[_N], values[_N + 1], values[_N + 2])
+    assignee = _person(values[_N + 3], values[_N + 4], values[_N + 5]) if values[_N + 3] else None
     return TicketRow(*values[:_N], requester, assignee)  # type: ignore[call-arg]  # TICKET_FIELDS order
+
+
+def _person(user_id: int, email: str, name: str | None) -> Person:
+    return Person(user_id, email, name, name or email.split("@", 1)[0])

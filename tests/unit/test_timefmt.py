@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from helpdesk.timefmt import ago
+from helpdesk.timefmt import ago, timetag
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -22,3 +22,17 @@ NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 )
 def test_ago(delta: timedelta, text: str) -> None:
     assert ago(NOW - delta, now=NOW) == text
+
+
+def test_timetag_shows_relative_time_with_absolute_utc_on_hover() -> None:
+    when = datetime(2026, 11, 27, 9, 5, 7, tzinfo=UTC)
+    assert timetag(when, now=NOW) == (
+        '<time datetime="2026-11-27T09:05:07+00:00" title="2026-11-27 09:05 UTC">2 h ago</time>'
+    )
+    assert 'title="2026-11-27 09:05:07 UTC"' in timetag(when, seconds=True, now=NOW)
+
+
+def test_timetag_converts_other_zones_to_utc() -> None:
+    berlin = timezone(timedelta(hours=1))
+    tag = timetag(datetime(2026, 11, 27, 10, 0, tzinfo=berlin), now=NOW)
+    assert 'datetime="2026-11-27T09:00:00+00:00"' in tag and "09:00 UTC" in tag
