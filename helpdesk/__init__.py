@@ -18,7 +18,13 @@ from helpdesk import (
     timefmt,
 )
 from helpdesk.config import Settings
-from helpdesk.db import close_session, get_session, make_engine, make_sessionmaker
+from helpdesk.db import (
+    close_session,
+    get_session,
+    install_guards,
+    make_engine,
+    make_sessionmaker,
+)
 from helpdesk.extensions import csrf, login_manager
 from helpdesk.services import tasks
 
@@ -48,6 +54,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     request_metrics.init_app(app, engine)  # first after_request hook: sees the final status
     tenancy.install()
+    install_guards()
     tasks.install()
     from helpdesk import storage
 

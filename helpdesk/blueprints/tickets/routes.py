@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 
 from helpdesk.blueprints import gate, upload_forms
 from helpdesk.blueprints.urls import safe_local_path
-from helpdesk.db import get_session
+from helpdesk.db import get_session, read_only
 from helpdesk.extensions import get_redis
 from helpdesk.htmx import is_htmx, render, trigger
 from helpdesk.models import BODY_MAX, Channel, Priority, Status
@@ -57,6 +57,7 @@ def _common(with_agents: bool = True) -> dict[str, Any]:
 
 
 @bp.get("/tickets")
+@read_only
 def index(org_slug: str) -> Response:
     args = {k: request.args.get(k, "") for k in queries.FILTER_KEYS}
     return _list(org_slug, args)
@@ -162,6 +163,7 @@ def _detail(number: int, status: int = 200, block: str | None = None, **extra: A
 
 
 @bp.get("/tickets/<int:number>")
+@read_only
 def show(org_slug: str, number: int) -> Response:
     return _detail(number)
 
