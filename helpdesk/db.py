@@ -58,7 +58,25 @@ class Base(DeclarativeBase):
 
 def make_engine(url: str) -> Engine:
     """Create the engine for a database URL."""
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    event.listen(engine, "connect", _plan_every_execution)
+    return engine
+
+
+def _plan_every_execution(dbapi_connection: Any, _record: Any) -> None:
+    """Plan each execution for its own values, even of a prepared statement.
+
+    psycopg prepares a statement after its fifth execution, and Postgres may then switch to
+    a generic plan that ignores the values. For a search that is a disaster: the generic
+    plan cannot tell a rare word from one in a quarter of the tickets, and a search that
+    took 30 ms took 3.5 s from its tenth run on a connection (docs/performance.md, F8).
+    """
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True  # a SET inside a transaction is undone by its rollback
+    try:
+        dbapi_connection.execute("SET plan_cache_mode TO force_custom_plan")
+    finally:
+        dbapi_connection.autocommit = autocommit
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
