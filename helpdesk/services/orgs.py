@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -143,15 +144,24 @@ def staff_member_by_email(session: Session, email: str) -> Membership | None:
     )
 
 
-def staff_members(session: Session) -> list[Membership]:
+@dataclass(frozen=True, slots=True)
+class StaffMember:
+    """An agent or admin as a picker lists them (plain values: a page lists all of them)."""
+
+    user_id: int
+    email: str
+    display_name: str
+
+
+def staff_members(session: Session) -> list[StaffMember]:
     """Agents and admins of the current org, by name."""
-    rows = session.scalars(
-        select(Membership)
+    rows = session.execute(
+        select(Membership.user_id, User.email, User.name)
         .join(User, User.id == Membership.user_id)
         .where(Membership.role.in_([Role.ADMIN.value, Role.AGENT.value]))
         .order_by(User.name, User.email)
     )
-    return list(rows)
+    return [StaffMember(uid, email, name or email.split("@", 1)[0]) for uid, email, name in rows]
 
 
 def display_names(session: Session, marks: Sequence[Any]) -> list[tuple[str, str]]:

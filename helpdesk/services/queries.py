@@ -18,9 +18,10 @@ from helpdesk.models import (
     TicketEvent,
     User,
 )
-from helpdesk.services import ordering, orgs, search, ticket_rows
+from helpdesk.services import ordering, orgs, search, thread_rows, ticket_rows
 from helpdesk.services.errors import ValidationError
 from helpdesk.services.permissions import can_see_internal
+from helpdesk.services.thread_rows import CommentRow
 from helpdesk.services.ticket_rows import TicketRow
 from helpdesk.services.validation import (
     TAG_RE,
@@ -240,12 +241,13 @@ def filtered(session: Session, actor: Membership, filters: TicketFilter) -> Sele
     return stmt
 
 
-def conversation(session: Session, actor: Membership, ticket: Ticket) -> list[Comment]:
+def conversation(session: Session, actor: Membership, ticket: Ticket) -> list[CommentRow]:
     """The ticket's comments in order; internal notes only for staff."""
     stmt = select(Comment).where(Comment.ticket_id == ticket.id)
     if not can_see_internal(actor):
         stmt = stmt.where(Comment.internal.is_(False))
-    return list(session.scalars(stmt.order_by(Comment.created_at, Comment.id)).unique())
+    stmt = thread_rows.select_rows(stmt).order_by(Comment.created_at, Comment.id)
+    return thread_rows.to_rows(session.execute(stmt))
 
 
 def history(session: Session, ticket: Ticket) -> list[TicketEvent]:
@@ -254,7 +256,7 @@ def history(session: Session, ticket: Ticket) -> list[TicketEvent]:
     return list(session.scalars(stmt.order_by(TicketEvent.created_at, TicketEvent.id)).unique())
 
 
-def requester_tickets(session: Session, ticket: Ticket, limit: int = 5) -> list[Ticket]:
+def requester_tickets(session: Session, ticket: Ticket, limit: int = 5) -> list[TicketRow]:
     """The requester's other tickets in this org, most recently active first (staff view)."""
     stmt = (
         select(Ticket)
@@ -262,4 +264,4 @@ def requester_tickets(session: Session, ticket: Ticket, limit: int = 5) -> list[
         .order_by(Ticket.updated_at.desc(), Ticket.number.desc())
         .limit(limit)
     )
-    return list(session.scalars(stmt).unique())
+    return ticket_rows.to_rows(session.execute(ticket_rows.select_rows(stmt)))

@@ -84,10 +84,11 @@ def to_rows(result: Iterable[Row[Any]]) -> list[TicketRow]:
 
 
 def _row(values: Sequence[Any]) -> TicketRow:
-    requester = _person(values[_N], values[_N + 1], values[_N + 2])
-    assignee = _person(values[_N + 3], values[_N + 4], values[_N + 5]) if values[_N + 3] else None
+    requester = person(values[_N], values[_N + 1], values[_N + 2])
+    assignee = person(values[_N + 3], values[_N + 4], values[_N + 5]) if values[_N + 3] else None
     return TicketRow(*values[:_N], requester, assignee)  # type: ignore[call-arg]  # TICKET_FIELDS order
 
 
-def _person(user_id: int, email: str, name: str | None) -> Person:
+def person(user_id: int, email: str, name: str | None) -> Person:
+    """A Person from a user's id, address and name."""
     return Person(user_id, email, name, name or email.split("@", 1)[0])

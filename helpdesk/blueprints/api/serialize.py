@@ -11,6 +11,7 @@ from typing import Any
 from flask import url_for
 
 from helpdesk.models import Comment, Ticket, User
+from helpdesk.services.thread_rows import CommentRow
 from helpdesk.services.ticket_rows import Person, TicketRow
 
 
@@ -62,7 +63,7 @@ def sla(item: Ticket | TicketRow) -> dict[str, Any]:
     }
 
 
-def comment(item: Comment) -> dict[str, Any]:
+def comment(item: Comment | CommentRow) -> dict[str, Any]:
     """A comment as the API shows it (`body_html` was sanitized when it was written)."""
     return {
         "id": item.id,

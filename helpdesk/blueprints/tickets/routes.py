@@ -149,7 +149,7 @@ def _detail(number: int, status: int = 200, block: str | None = None, **extra: A
         "events": queries.history(session, ticket) if member.is_staff else [],
         "others": queries.requester_tickets(session, ticket) if member.is_staff else [],
         "sla_timeline": sla_view.timeline(session, ticket) if member.is_staff else [],
-        "canned": canned.list_canned(session, member),
+        "canned": canned.canned_titles(session, member),
         "active_links": access_links.active_link_count(session, ticket) if member.is_staff else 0,
         "files": upload_forms.by_comment(attachments.list_for_ticket(session, member, ticket)),
         "upload": upload_forms.limits(),
