@@ -9,6 +9,8 @@ from markupsafe import Markup
 
 from helpdesk.db import utcnow
 
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
 
 def ago(when: datetime, now: datetime | None = None) -> str:
     """A short relative time ("just now", "5 min ago", "3 h ago", "2 d ago", or a date)."""
@@ -22,7 +24,8 @@ def ago(when: datetime, now: datetime | None = None) -> str:
         return f"{int(seconds // 3600)} h ago"
     if seconds < 7 * 86400:
         return f"{int(seconds // 86400)} d ago"
-    return when.strftime("%b %d") if when.year == current.year else when.strftime("%b %d, %Y")
+    day = f"{MONTHS[when.month - 1]} {when.day:02d}"  # strftime("%b %d"), without its cost
+    return day if when.year == current.year else f"{day}, {when.year}"
 
 
 def timetag(when: datetime, seconds: bool = False, now: datetime | None = None) -> Markup:
