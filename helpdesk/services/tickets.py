@@ -169,6 +169,12 @@ def _event(ticket: Ticket, actor: Membership, field: str, old: Any, new: Any) ->
     )
 
 
+def ticket_of(session: Session, comment: Comment) -> Ticket | None:
+    """The comment's ticket; no SQL when this session loaded it (as add_comment does)."""
+    found: Ticket | None = session.get(Ticket, comment.ticket_id)
+    return found
+
+
 def add_comment(
     session: Session,
     actor: Membership,

@@ -88,3 +88,21 @@ def test_ticket_page_statement_count_is_constant(
             tickets.add_comment(session, author, ticket.number, f"comment {i}", internal=i % 3 == 0)
             tickets.update_fields(session, agent, ticket.number, {"tags": f"t{i}"})
     assert statements(app, browser, f"/o/alpha/tickets/{ticket.number}") == few
+
+
+def test_a_reply_answers_with_the_conversation_only(
+    app: Flask, browser: Browser, session: Session, world, password
+) -> None:
+    """The HTMX reply swaps the conversation: the side panel's data is not loaded for it."""
+    org, agent = world["alpha"]["org"], world["alpha"]["agent"]
+    ticket = make_ticket(session, org, agent)
+    browser.login("agent@alpha.test", password)
+    url = f"/o/alpha/tickets/{ticket.number}/comments"
+    with counting(app) as seen:
+        response = browser.post(url, {"body": "On it.", "internal": "0"}, htmx=True)
+    assert response.status_code == 200 and "On it." in response.get_data(as_text=True)
+    reads = " ".join(s for s in seen if s.lstrip().upper().startswith("SELECT"))
+    assert "FROM ticket_events" not in reads  # history pane
+    assert "count(access_tokens.id)" not in reads  # emailed links still open
+    assert "memberships.role IN" not in reads  # the assignee picker
+    assert "tickets.id != " not in reads  # the requester's other tickets

@@ -14,7 +14,7 @@ from helpdesk.blueprints.urls import safe_local_path
 from helpdesk.db import get_session, read_only
 from helpdesk.extensions import get_redis
 from helpdesk.htmx import is_htmx, render, trigger
-from helpdesk.models import BODY_MAX, Channel, Priority, Status
+from helpdesk.models import BODY_MAX, Channel, Priority, Status, Ticket
 from helpdesk.rendering import render_markdown
 from helpdesk.services import (
     access_links,
@@ -140,25 +140,30 @@ def create(org_slug: str) -> Response:
     return redirect(url_for("tickets.show", org_slug=org_slug, number=ticket.number), code=303)
 
 
-def _detail(number: int, status: int = 200, block: str | None = None, **extra: Any) -> Response:
+def _detail(
+    number: int, status: int = 200, block: str | None = None, loaded: Ticket | None = None,
+    **extra: Any,
+) -> Response:  # fmt: skip
+    """The ticket page, or one of its blocks: a block loads only what it shows.
+
+    `loaded` is the ticket a service call of this request already loaded (and authorized).
+    """
     session, member = get_session(), gate.current_member()
-    ticket = load_ticket(session, member, number)
-    ctx = {
-        "ticket": ticket,
-        "comments": queries.conversation(session, member, ticket),
-        "events": queries.history(session, ticket) if member.is_staff else [],
-        "others": queries.requester_tickets(session, ticket) if member.is_staff else [],
-        "sla_timeline": sla_view.timeline(session, ticket) if member.is_staff else [],
-        "canned": canned.canned_titles(session, member),
-        "active_links": access_links.active_link_count(session, ticket) if member.is_staff else 0,
-        "files": upload_forms.by_comment(attachments.list_for_ticket(session, member, ticket)),
-        "upload": upload_forms.limits(),
-        "reply": {"body": "", "internal": False},
-        "reply_errors": {},
-        "field_errors": {},
-        **_common(),
-        **extra,
-    }
+    ticket = loaded if loaded is not None else load_ticket(session, member, number)
+    staff, part = member.is_staff, block if is_htmx() else None  # no JS: the whole page
+    ctx: dict[str, Any] = {"ticket": ticket, "reply": {"body": "", "internal": False},
+                           "reply_errors": {}, "field_errors": {}}  # fmt: skip
+    if part in (None, "conversation"):
+        ctx["comments"] = queries.conversation(session, member, ticket)
+        ctx["canned"] = canned.canned_titles(session, member)
+        ctx["files"] = upload_forms.by_comment(attachments.list_for_ticket(session, member, ticket))
+        ctx["upload"] = upload_forms.limits()
+    if part in (None, "side"):
+        ctx["events"] = queries.history(session, ticket) if staff else []
+        ctx["others"] = queries.requester_tickets(session, ticket) if staff else []
+        ctx["sla_timeline"] = sla_view.timeline(session, ticket) if staff else []
+        ctx["active_links"] = access_links.active_link_count(session, ticket) if staff else 0
+    ctx.update(_common(with_agents=part != "conversation"), **extra)
     return render("tickets/detail.html", block=block, status=status, **ctx)
 
 
@@ -179,15 +184,15 @@ def comment(org_slug: str, number: int) -> Response:
     ticket = load_ticket(session, member, number) if files else None
     try:
         uploads = upload_forms.check_files(session, files, ticket)
-        tickets.add_comment(session, member, number, body, internal, Channel.WEB, set_status,
-                            seen_up_to, uploads)  # fmt: skip
+        added = tickets.add_comment(session, member, number, body, internal, Channel.WEB,
+                                    set_status, seen_up_to, uploads)  # fmt: skip
     except upload_forms.FAILURES as exc:
         status, errors = upload_forms.failure(exc, bool(files))
         response = _detail(number, status, "conversation", reply=reply, reply_errors=errors)
         return upload_forms.retry_later(response)
     if not is_htmx():
         return redirect(url_for("tickets.show", org_slug=org_slug, number=number), code=303)
-    response = _detail(number, block="conversation")
+    response = _detail(number, block="conversation", loaded=tickets.ticket_of(session, added))
     toast = "Note added" if internal else "Reply sent"
     return trigger(response, toast=toast + upload_forms.with_files(len(files)))
 
