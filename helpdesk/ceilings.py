@@ -90,6 +90,17 @@ class Checker:
         )  # fmt: skip
 
 
+def describe(app: Flask, ceilings: Sequence[Any]) -> list[str]:
+    """One line per ceiling: scope, setting, its current value, who it counts, where."""
+    lines = []
+    for ceiling in ceilings:
+        endpoints = sorted(e for e in app.view_functions if ceiling.applies(e))
+        value = app.config[ceiling.setting]
+        lines.append(f"{ceiling.scope}: {ceiling.setting}={value} per {ceiling.kind}, "
+                     f"fails open, {len(endpoints)} endpoints")  # fmt: skip
+    return lines
+
+
 def install(app: Flask, ceilings: Sequence[Any], redis_url: str) -> Checker:
     """Wrap every view a ceiling applies to with one check of all its ceilings."""
     redis = Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=2)

@@ -140,6 +140,16 @@ def _revoke_one(email: str) -> None:
     click.echo(f"ended every session of {user.email}")
 
 
+@click.command("ceilings")
+@with_appcontext
+def ceilings_command() -> None:
+    """List the per-token and per-user ceilings (fail open) with their current settings."""
+    from helpdesk import ceilings, ratelimits
+
+    for line in ceilings.describe(current_app, ratelimits.CEILINGS):
+        click.echo(line)
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(seed_group)
     app.cli.add_command(bootstrap)
@@ -148,3 +158,4 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(audit_group)
     app.cli.add_command(flags_group)
     app.cli.add_command(smoke)
+    app.cli.add_command(ceilings_command)

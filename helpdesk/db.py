@@ -123,7 +123,9 @@ def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
 
 
 def _refuse_writes(state: ORMExecuteState) -> None:
-    if state.session.info.get(READ_ONLY) and (state.is_update or state.is_delete or state.is_insert):
+    if state.session.info.get(READ_ONLY) and (
+        state.is_update or state.is_delete or state.is_insert
+    ):
         raise ReadOnlyError("a read-only request tried to write (see helpdesk.db.read_only)")
 
 

@@ -154,6 +154,10 @@ ACCOUNTS = Scenario(
         Step("flask --app wsgi operators revoke --email <email>", expect="<email>"),
         Step("flask --app wsgi limiter limits", expect=r"auth\.login: /login"),
         Step(
+            "flask --app wsgi ceilings",
+            expect=r"^api-token: API_LIMIT_TOKEN=.*\nuser: USER_LIMIT=",
+        ),
+        Step(
             'python3 -c "import secrets; print(secrets.token_urlsafe(48))"',
             expect=r"^[A-Za-z0-9_-]{64}$",
         ),
