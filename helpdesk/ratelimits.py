@@ -175,9 +175,7 @@ CEILINGS: list[Ceiling] = [
     ),
     # Per user, over every request they make, web and API together. Fails OPEN: it caps a
     # runaway script or a stolen session, and must not become a single point of failure.
-    Ceiling(
-        "user", "USER_LIMIT", user_key, "user", lambda endpoint: endpoint != "static"
-    ),
+    Ceiling("user", "USER_LIMIT", user_key, "user", lambda endpoint: endpoint != "static"),
 ]
 
 

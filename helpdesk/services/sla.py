@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -76,6 +77,20 @@ FiredKey = tuple[str, str]  # (target, level)
 log = logging.getLogger(__name__)
 
 
+class SlaClock(Protocol):
+    """The SLA columns of a ticket: a `Ticket`, or the sweep's plain row of them."""
+
+    created_at: datetime
+    first_response_due_at: datetime | None
+    resolution_due_at: datetime | None
+    first_responded_at: datetime | None
+    solved_at: datetime | None
+    sla_paused_at: datetime | None
+    sla_next_check_at: datetime | None
+    sla_due_at: datetime | None
+    sla_state: str | None
+
+
 @dataclass(frozen=True)
 class Threshold:
     """One alert instant of one target: a warning level or the breach."""
@@ -107,7 +122,7 @@ def calendar_of(policy: SlaPolicy | None) -> Calendar:
         return Calendar.always()
 
 
-def unmet_due_times(ticket: Ticket) -> dict[str, datetime]:
+def unmet_due_times(ticket: SlaClock) -> dict[str, datetime]:
     """Return the stored due times of the targets still running."""
     if ticket.solved_at is not None:
         return {}
@@ -135,7 +150,7 @@ def warning_levels(policy: SlaPolicy, minutes: int) -> list[tuple[str, float]]:
     ]
 
 
-def thresholds_of(ticket: Ticket, policy: SlaPolicy | None, cal: Calendar) -> list[Threshold]:
+def thresholds_of(ticket: SlaClock, policy: SlaPolicy | None, cal: Calendar) -> list[Threshold]:
     """Return every threshold of the ticket's unmet targets, earliest first."""
     result: list[Threshold] = []
     for target, due_at in unmet_due_times(ticket).items():
@@ -163,7 +178,7 @@ def state_of(due: dict[str, datetime], fired: set[FiredKey], clock: datetime) ->
 
 
 def refresh(
-    ticket: Ticket, thresholds: list[Threshold], fired: set[FiredKey], now: datetime
+    ticket: SlaClock, thresholds: list[Threshold], fired: set[FiredKey], now: datetime
 ) -> None:
     """Set `sla_due_at`, `sla_next_check_at` and `sla_state` of a ticket under an SLA."""
     due = unmet_due_times(ticket)
