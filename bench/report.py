@@ -70,8 +70,8 @@ def endpoint_table(rows: list[dict[str, Any]]) -> str:
     """The per-endpoint table, as markdown (readable in a terminal too)."""
     lines = [
         "| endpoint | req/s | p50 ms | p95 ms | p99 ms | errors | SQL/req | CPU ms/req"
-        " web + db | ceiling req/s | target |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        " web + db | job worker CPU ms/req | ceiling req/s | target |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         sql = r.get("sql") or []
@@ -80,7 +80,8 @@ def endpoint_table(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {r['label']} | {r['req_per_s']:.0f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} |"
             f" {r['p99_ms']:.1f} | {errors} | {sql_text} | {r.get('web_cpu_ms', 0):.1f} +"
-            f" {r.get('db_cpu_ms', 0):.1f} | {ceiling(r):.0f} | {_check(r)} |"
+            f" {r.get('db_cpu_ms', 0):.1f} | {r.get('worker_cpu_ms', 0):.1f} |"
+            f" {ceiling(r):.0f} | {_check(r)} |"
         )
     return "\n".join(lines)
 
@@ -103,6 +104,12 @@ def scale_text(result: dict[str, Any]) -> str:
             f"SLA sweep, {row['case']}: median {row['median_ms']} ms, max"
             f" {row['max_ms']} ms over {row['runs']} runs (fired/run"
             f" {row['fired_per_run']}; target ≤ {row['target_ms']} ms)"
+        )
+    settled = result.get("settle")
+    if settled:
+        lines.append(
+            f"settle before measuring: {settled['seconds']} s for the cron's first sweep and"
+            f" the {settled['events']} events it and the start caused ({settled['left']} left)"
         )
     note = result["notifications"]
     lines.append(

@@ -136,6 +136,9 @@ def test_a_small_run_measures_every_endpoint(
     assert [s["case"] for s in result["sweep"]] == ["none due", "1,000 due"]
     assert result["sweep"][1]["fired_per_run"] == 3000
     assert result["notifications"]["latency"]["n"] >= 20
+    # Measured on a settled stack: the cron's first sweep ran and its emails went out first.
+    assert result["settle"]["left"] == 0
+    assert "| job worker CPU ms/req |" in out
     assert all(v.get("VmRSS", 0) > 0 for v in result["memory"]["after"].values())
     assert "| list (HTMX fragment) |" in out
 
