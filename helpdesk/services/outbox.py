@@ -13,7 +13,7 @@ payload (with the ticket's number), request id, created_at.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,19 +125,12 @@ def emit_many(session: Session, events: Sequence[NewEvent], *, dispatch: bool = 
     return [event_id for event_id, _org_id in inserted]
 
 
-def dispatch_after_commit(session: Session, events: Iterable[OutboxEvent]) -> None:
-    """Queue one dispatch job per org and DISPATCH_BATCH events, for after the commit.
+def dispatch_ids_after_commit(session: Session, events: Iterable[tuple[int, int]]) -> None:
+    """Queue one dispatch job per org and DISPATCH_BATCH of these (org_id, event id) pairs.
 
     A sweep announcing 1,000 alerts queues ten jobs instead of a thousand.
     """
-    dispatch_ids_after_commit(session, [(event.org_id, _id_of(event)) for event in events])
-
-
-def dispatch_ids_after_commit(
-    session: Session, events: Iterable[tuple[int, int | Callable[[], int]]]
-) -> None:
-    """`dispatch_after_commit` for (org_id, event id) pairs, e.g. from `emit_many`."""
-    by_org: defaultdict[int, list[int | Callable[[], int]]] = defaultdict(list)
+    by_org: defaultdict[int, list[int]] = defaultdict(list)
     for org_id, event_id in events:
         by_org[org_id].append(event_id)
     for org_id, mine in by_org.items():
@@ -152,7 +145,3 @@ def _payload(payload: dict[str, Any] | None, of_ticket: bool, number: int | None
     if of_ticket:
         data.setdefault("number", number)
     return data
-
-
-def _id_of(event: OutboxEvent) -> Callable[[], int]:
-    return lambda: event.id

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import event, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from helpdesk.models import EventKind, OutboxEvent, Ticket
@@ -18,22 +16,7 @@ from tests.factories import make_ticket
 from tests.jobs.conftest import T0, Clock, MakePolicy
 from tests.jobs.notify_helpers import run_jobs
 from tests.jobs.test_sla_sweep import M, sweep_at
-
-
-@contextmanager
-def counting_statements(app: Flask) -> Iterator[list[str]]:
-    """Every statement the app's engine sends while inside."""
-    seen: list[str] = []
-    engine = app.extensions["helpdesk.engine"]
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+from tests.sql_recording import statements_sent
 
 
 def test_emit_many_writes_what_emit_writes_and_its_events_are_dispatched(
@@ -134,7 +117,7 @@ def test_a_batch_costs_the_same_statements_whatever_its_size(
         sla_policy(side["org"], "normal", 60, 240, warn_at_percent=[50])
         for n in range(size):
             make_ticket(session, side["org"], side["agent"], f"req{n}@{slug}.test")
-        with counting_statements(app) as seen:
+        with statements_sent(app) as seen:
             result = sweep_at(app, T0 + 30 * M)
         assert (result.due, result.fired, result.announced) == (size, size, size)
         counts.append(len(seen))

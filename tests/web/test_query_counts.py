@@ -3,32 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 from flask import Flask
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from helpdesk.services import flags, tickets
 from helpdesk.tenancy import tenant_scope
 from tests.browser import Browser
 from tests.factories import make_member, make_ticket
-
-
-@contextmanager
-def counting(app: Flask) -> Iterator[list[str]]:
-    engine = app.extensions["helpdesk.engine"]
-    seen: list[str] = []
-
-    def record(_conn, _cursor, statement, _params, _context, _many) -> None:  # type: ignore[no-untyped-def]
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+from tests.sql_recording import statements_sent
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +33,7 @@ def _flags_read_once(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
 
 
 def statements(app: Flask, browser: Browser, url: str, **kw) -> int:
-    with counting(app) as seen:
+    with statements_sent(app) as seen:
         assert browser.get(url, **kw).status_code == 200
     return len(seen)
 
@@ -98,7 +82,7 @@ def test_a_reply_answers_with_the_conversation_only(
     ticket = make_ticket(session, org, agent)
     browser.login("agent@alpha.test", password)
     url = f"/o/alpha/tickets/{ticket.number}/comments"
-    with counting(app) as seen:
+    with statements_sent(app) as seen:
         response = browser.post(url, {"body": "On it.", "internal": "0"}, htmx=True)
     assert response.status_code == 200 and "On it." in response.get_data(as_text=True)
     reads = " ".join(s for s in seen if s.lstrip().upper().startswith("SELECT"))
