@@ -2,7 +2,9 @@
 
 Logs: gunicorn's own lines go through the app's handler (JSON, or LOG_FORMAT=text), and its
 access log stays off — the app writes one `http.request` line per request with the route
-template, never the raw path (paths can carry link tokens).
+template, never the raw path (paths can carry link tokens). `AppLogger` makes "off" mean
+off: with a `logconfig_dict` gunicorn would otherwise build every request's access-log
+fields (1.5 % of a list request's CPU) for a logger nobody reads.
 
 Metrics: with PROMETHEUS_MULTIPROC_DIR set (in the environment, before gunicorn starts),
 every worker process writes its request metrics to files there and /metrics sums them.
@@ -17,9 +19,24 @@ import os
 from pathlib import Path
 from typing import Any
 
+from gunicorn.glogging import Logger
+
 from helpdesk.logs import gunicorn_logconfig
 
+
+class AppLogger(Logger):
+    """gunicorn's logger with no access log at all: the app logs each request itself."""
+
+    @property
+    def access_log_enabled(self) -> bool:
+        return False
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        return None
+
+
 accesslog = None
+logger_class = AppLogger
 logconfig_dict = gunicorn_logconfig(
     os.environ.get("LOG_FORMAT", "json").strip().lower() or "json",
     os.environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO",

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, contains_eager
 
 from helpdesk.models import Membership, Organization, Role, User
@@ -32,6 +32,16 @@ def enter_org(session: Session, slug: str, user_id: int) -> Membership | None:
     return enter_membership(session, membership_by_slug(session, slug, user_id))
 
 
+# Built once: every org page runs it (the user loader), and building it — the join, the
+# eager-load option and their cache key — cost as much as sending it (decision 0012).
+_MEMBERSHIP_BY_SLUG = (
+    select(Membership)
+    .join(Membership.org)
+    .options(contains_eager(Membership.org))
+    .where(Organization.slug == bindparam("slug"), Membership.user_id == bindparam("user_id"))
+)
+
+
 def membership_by_slug(session: Session, slug: str, user_id: int) -> Membership | None:
     """The user's membership in the org named by `slug`, with its org and user: one query.
 
@@ -42,12 +52,10 @@ def membership_by_slug(session: Session, slug: str, user_id: int) -> Membership 
     if not SLUG_RE.match(slug):
         return None
     with unscoped(session):
-        return session.scalar(
-            select(Membership)
-            .join(Membership.org)
-            .options(contains_eager(Membership.org))
-            .where(Organization.slug == slug, Membership.user_id == user_id)
+        found: Membership | None = session.scalar(
+            _MEMBERSHIP_BY_SLUG, {"slug": slug, "user_id": user_id}
         )
+        return found
 
 
 def enter_membership(session: Session, member: Membership | None) -> Membership | None:

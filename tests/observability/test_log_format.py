@@ -173,3 +173,20 @@ def test_configure_is_idempotent_and_text_format_stays_one_line(
 def test_app_logger_has_no_extra_text_handler(app: Flask, log_lines: CapturedLines) -> None:
     app.logger.warning("app_logger_line")
     assert len(log_lines.raw()) == 1 and app.logger.handlers == []
+
+
+def test_gunicorn_writes_no_access_line_even_with_an_access_log_set(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The app logs each request (route template, no raw path); gunicorn must not add one."""
+    from gunicorn.config import Config
+
+    from helpdesk import gunicorn_conf
+
+    cfg = Config()
+    cfg.set("accesslog", "-")  # the setting that would make gunicorn's own Logger write
+    cfg.set("logger_class", gunicorn_conf.logger_class)
+    log = cfg.logger_class(cfg)
+    assert not log.access_log_enabled
+    log.access(None, None, {"PATH_INFO": "/t/secret-link-token"}, None)
+    assert "secret-link-token" not in capsys.readouterr().out
