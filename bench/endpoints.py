@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from bench.threads import TAIL_AT, TAIL_EVERY
+from bench.threads import HUNDRED, HUNDRED_AT, TAIL_AT, TAIL_EVERY
 from bench.words import COMMON_WORD, RARE_WORDS
 
 REPLY_BODY = "Thanks, we are on it.\n\n- checked the logs\n- **fix** is next"
@@ -55,6 +55,7 @@ class Context:
     typical: list[int]
     long: list[int]
     replies: list[int]
+    hundred: list[int] = field(default_factory=list)
 
 
 def discover(conn: psycopg.Connection, org: str | None = None) -> Context:
@@ -79,12 +80,18 @@ def discover(conn: psycopg.Connection, org: str | None = None) -> Context:
     if agent is None:
         raise SystemExit(f"organization {slug!r} has no agent to log in as")
     numbers = [1 + j * (count - 1) // 49 for j in range(50)] if count >= 50 else [1]
-    typical = [n + 1 if n % TAIL_EVERY == TAIL_AT else n for n in numbers]
+    typical = [n + 1 if n % TAIL_EVERY in (TAIL_AT, HUNDRED_AT) else n for n in numbers]
     long_rows = conn.execute(
         "SELECT t.number FROM tickets t WHERE t.org_id = %s AND t.number = ANY(%s)"
         " AND (SELECT count(*) FROM comments c WHERE c.ticket_id = t.id) >= 200"
         " ORDER BY t.number",
         (org_id, list(range(TAIL_AT, count + 1, TAIL_EVERY))),
+    ).fetchall()
+    hundred = conn.execute(  # none in a database generated before this tier existed
+        "SELECT t.number FROM tickets t WHERE t.org_id = %s AND t.number = ANY(%s)"
+        " AND (SELECT count(*) FROM comments c WHERE c.ticket_id = t.id) = %s"
+        " ORDER BY t.number",
+        (org_id, list(range(HUNDRED_AT, count + 1, TAIL_EVERY)), HUNDRED),
     ).fetchall()
     replies = [
         r[0]
@@ -95,7 +102,8 @@ def discover(conn: psycopg.Connection, org: str | None = None) -> Context:
         )
     ]
     return Context(
-        slug, org_id, agent[1], agent[0], count, typical, [r[0] for r in long_rows], replies
+        slug, org_id, agent[1], agent[0], count, typical, [r[0] for r in long_rows], replies,
+        [r[0] for r in hundred],
     )
 
 
@@ -147,6 +155,15 @@ def endpoints(ctx: Context, reply_tickets: list[int]) -> list[Endpoint]:
             target=Target(p50_ms=25),
         ),
     ]
+    if ctx.hundred:
+        found.append(
+            Endpoint(
+                "ticket_100",
+                "ticket page (100 messages)",
+                [f"{base}/{n}" for n in ctx.hundred],
+                target=Target(p50_ms=25),
+            )
+        )
     if ctx.long:
         found.append(
             Endpoint(

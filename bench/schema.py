@@ -12,7 +12,11 @@ Why each step:
   by row during COPY (and a GIN index over search vectors most of all). Every secondary
   index of the big tables is dropped before the load and re-created afterwards from its
   own definition (`pg_get_indexdef`), two at a time, so the schema ends exactly as the
-  migrations made it; the tests compare the catalog before and after.
+  migrations made it; the tests compare the catalog before and after. One kind stays in
+  place during the load: a partial index whose predicate holds an IN list
+  (`status IN ('new', …)`). PostgreSQL prints it as `= ANY ((ARRAY[…])::text[])`, and that
+  text parses back into a different expression, so the rebuilt index would not be the
+  migrated one. Such indexes cover the open tickets only, a small share of the rows.
 * Foreign keys stay declared; COPY runs with `session_replication_role = replica`, which
   skips their triggers (the generator writes consistent ids; the tests check them).
 """
@@ -147,7 +151,17 @@ def secondary_indexes(conn: psycopg.Connection, tables: tuple[str, ...]) -> list
         " ORDER BY pg_relation_size(c.oid) DESC, c.relname, i.relname",
         (list(tables),),
     )
-    return [IndexDef(t, name, create, bool(unique)) for t, name, create, unique in rows]
+    return [
+        IndexDef(t, name, create, bool(unique))
+        for t, name, create, unique in rows
+        if not _predicate_changes_when_reparsed(create)
+    ]
+
+
+def _predicate_changes_when_reparsed(create: str) -> bool:
+    """A partial index over an IN list: its printed definition is not what made it."""
+    _, where, predicate = create.partition(" WHERE ")
+    return bool(where) and " = ANY (" in predicate
 
 
 def drop_indexes(conn: psycopg.Connection, indexes: list[IndexDef]) -> None:

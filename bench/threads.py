@@ -50,6 +50,7 @@ HOUR_CUM = tuple(
     accumulate((1, 1, 1, 1, 1, 2, 3, 6, 9, 10, 10, 10, 9, 10, 10, 10, 9, 7, 5, 4, 3, 3, 2, 1))
 )
 TAIL_EVERY, TAIL_AT = 2500, 1250  # ticket numbers ≡ 1250 (mod 2500) get 200-320 comments
+HUNDRED_AT, HUNDRED = 625, 100  # and numbers ≡ 625 (mod 2500) exactly 100 (a measured size)
 CLOSE_AFTER = 4 * DAY  # solved tickets close this long after the last reply
 INTERNAL_SHARE = 0.12
 TICKET_COLUMNS = (
@@ -122,17 +123,19 @@ class ThreadMaker:
         self.now = now
         self.now_dt = datetime.fromtimestamp(now, UTC)
         self.mean = mean_comments
-        tail = 260 / TAIL_EVERY if mean_comments >= 2 else 0.0
-        self.base_mean = max(0.0, (mean_comments - 1 - tail) / (1 - 1 / TAIL_EVERY))
+        tail = (260 + HUNDRED) / TAIL_EVERY if mean_comments >= 2 else 0.0
+        self.base_mean = max(0.0, (mean_comments - 1 - tail) / (1 - 2 / TAIL_EVERY))
         self.pool = pool
         self.lexemes = lexemes
 
     def comment_count(self, rng: random.Random, number: int) -> int:
-        """About `mean` comments, geometric, and a long tail of 200-320 on every 2,500th."""
+        """About `mean` comments, geometric; 200-320 on every 2,500th, 100 on others."""
         if self.mean <= 0:
             return 0
         if self.mean >= 2 and number % TAIL_EVERY == TAIL_AT:
             return 200 + (number // TAIL_EVERY) % 121
+        if self.mean >= 2 and number % TAIL_EVERY == HUNDRED_AT:
+            return HUNDRED
         if self.mean < 1:
             return 1 if rng.random() < self.mean else 0
         return 1 + _geometric(rng, self.base_mean)

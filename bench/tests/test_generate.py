@@ -102,9 +102,14 @@ def test_statuses_follow_age_and_conversations_are_coherent(generated: Generated
             "SELECT sum(n)::float / (SELECT count(*) FROM tickets), max(n) FROM"
             " (SELECT count(*) AS n FROM comments GROUP BY ticket_id) x"
         ).fetchone()
+        hundreds = conn.execute(  # the measured 100-message size, in every org that has one
+            "SELECT array_agg(DISTINCT (SELECT count(*) FROM comments c WHERE c.ticket_id = t.id))"
+            " FROM tickets t WHERE t.number % 2500 = 625"
+        ).fetchone()
     assert old["closed"] > 0.8 * sum(old.values())
     assert broken == (0,) and unordered == (0,)
     assert per_ticket is not None and 4.5 <= per_ticket[0] <= 5.5 and per_ticket[1] >= 200
+    assert hundreds == ([100],)
 
 
 def test_every_reference_points_inside_the_ticket_org(generated: Generated) -> None:

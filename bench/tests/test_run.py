@@ -118,6 +118,7 @@ def test_a_small_run_measures_every_endpoint(
         "search_common",
         "search_rare",
         "ticket",
+        "ticket_100",
         "ticket_long",
         "reply",
         "api_list",
@@ -130,7 +131,7 @@ def test_a_small_run_measures_every_endpoint(
     gets = [r for k, r in rows.items() if k != "reply"]
     assert all(len(set(r["sql"])) == 1 for r in gets), {r["key"]: r["sql"] for r in gets}
     # Constant in rows and comments: a 200-message ticket costs the statements of a short one.
-    assert rows["ticket"]["sql"] == rows["ticket_long"]["sql"]
+    assert rows["ticket"]["sql"] == rows["ticket_100"]["sql"] == rows["ticket_long"]["sql"]
     assert rows["search_common"]["sql"] == rows["search_rare"]["sql"]
     assert rows["list_fragment"]["sql"] == rows["view_all_open"]["sql"]
     assert [s["case"] for s in result["sweep"]] == ["none due", "1,000 due"]
