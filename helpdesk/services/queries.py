@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -142,18 +143,43 @@ def list_tickets(
     limit: int = 25,
 ) -> Page:
     """Return one page of tickets the actor may see: newest activity first, or by rank."""
-    stmt = filtered(session, actor, filters)
     number = _number_query(filters.q)
     if filters.q and number is None:
+        stmt = filtered(session, actor, filters)
         return _search_page(session, actor, stmt, filters, cursor, limit)
-    if number is not None:
-        stmt = stmt.where(Ticket.number == number)
     sort = ordering.SORTS[filters.sort or ordering.DEFAULT_SORT]
-    page = ordering.ordered(stmt, sort, cursor).limit(limit + 1)
-    rows = ticket_rows.to_rows(session.execute(ticket_rows.select_rows(page)))
+    key = _first_page_key(actor, filters, limit) if cursor is None and number is None else None
+    page = _FIRST_PAGES.get(key) if key is not None else None
+    if page is None:
+        stmt = filtered(session, actor, filters)
+        if number is not None:
+            stmt = stmt.where(Ticket.number == number)
+        page = ticket_rows.select_rows(ordering.ordered(stmt, sort, cursor).limit(limit + 1))
+        if key is not None:
+            if len(_FIRST_PAGES) >= FIRST_PAGES_MAX:
+                _FIRST_PAGES.clear()
+            _FIRST_PAGES[key] = page
+    rows = ticket_rows.to_rows(session.execute(page))
     items = rows[:limit]
     more = len(rows) > limit and bool(items)
     return Page(items, ordering.cursor_after(sort, items[-1]) if more else None, filters)
+
+
+# First pages of the views agents keep open ("My open", "All open", the default list) are
+# built once per shape: building the statement cost about as much as sending it. A built
+# statement holds no session, org or row data; the tenant gate adds its criteria when it
+# is executed, as for any other statement. Filters with open-ended values (search, dates,
+# requester, an assignee by email) and later pages (cursor values) are built every time.
+FIRST_PAGES_MAX = 512
+_FIRST_PAGES: dict[tuple[object, ...], Select[Any]] = {}
+
+
+def _first_page_key(actor: Membership, f: TicketFilter, limit: int) -> tuple[object, ...] | None:
+    """What `filtered` reads to build a first page, or None when it is not worth keeping."""
+    if f.q or f.requester or f.dates or f.assignee not in (None, "me", "unassigned"):
+        return None
+    return (actor.is_staff, actor.user_id, f.status, f.priority, f.assignee, f.tag, f.sla,
+            f.sort, limit)  # fmt: skip
 
 
 def _number_query(q: str | None) -> int | None:

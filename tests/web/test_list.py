@@ -133,3 +133,37 @@ def test_date_range_filters(agent: Browser, world, session: Session) -> None:
     assert subjects(f"/o/alpha/tickets?created_after={today}&created_before={today}") == ["New one"]
     bad = agent.get("/o/alpha/tickets?created_after=yesterday")
     assert bad.status_code == 422 and "use a date like" in bad.get_data(as_text=True)
+
+
+def test_first_pages_built_once_still_answer_for_each_user_and_org(
+    app: Flask, world, session: Session, password: str
+) -> None:
+    """The first-page statements are kept per shape; whose page it is must never leak."""
+    import re
+
+    alpha, beta = world["alpha"], world["beta"]
+    mine = make_ticket(session, alpha["org"], alpha["agent"], subject="Alpha for agent")
+    theirs = make_ticket(session, alpha["org"], alpha["agent"], subject="Alpha for admin")
+    other = make_ticket(session, beta["org"], beta["agent"], subject="Beta for agent")
+    with tenant_scope(session, alpha["org"].id):
+        tickets.update_fields(session, alpha["agent"], mine.number,
+                              {"assignee_email": "agent@alpha.test"})  # fmt: skip
+        tickets.update_fields(session, alpha["agent"], theirs.number,
+                              {"assignee_email": "admin@alpha.test"})  # fmt: skip
+    with tenant_scope(session, beta["org"].id):
+        tickets.update_fields(session, beta["agent"], other.number,
+                              {"assignee_email": "agent@beta.test"})  # fmt: skip
+
+    def subjects(email: str, slug: str, query: str) -> list[str]:
+        browser = Browser(app.test_client())
+        assert browser.login(email, password).status_code == 303
+        html = browser.get(f"/o/{slug}/tickets{query}", htmx=True).get_data(as_text=True)
+        return re.findall(r">((?:Alpha|Beta) for [a-z]+)</a>", html)
+
+    my_open = "?status=all_open&assignee=me"
+    for _ in range(2):  # the second round is served from the kept statements
+        assert subjects("agent@alpha.test", "alpha", my_open) == ["Alpha for agent"]
+        assert subjects("admin@alpha.test", "alpha", my_open) == ["Alpha for admin"]
+        assert subjects("agent@beta.test", "beta", my_open) == ["Beta for agent"]
+        assert subjects("agent@beta.test", "beta", "") == ["Beta for agent"]
+        assert subjects("agent@alpha.test", "alpha", "") == ["Alpha for admin", "Alpha for agent"]
