@@ -147,6 +147,17 @@ def test_send_delivers_both_parts(server: Server) -> None:
     assert message["Auto-Submitted"] == "auto-generated"
 
 
+def test_plain_smtp_builds_no_tls_context(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading every system CA certificate cost ~30 ms of worker CPU per email, TLS or not."""
+
+    def refuse(*_args: Any, **_kwargs: Any) -> ssl.SSLContext:
+        raise AssertionError("a TLS context was built for a plain SMTP connection")
+
+    monkeypatch.setattr(ssl, "create_default_context", refuse)
+    send_mail(parse_smtp_url(server.url()), make_mail())
+    assert len(server.handler.received) == 1
+
+
 def test_4xx_is_transient_and_the_next_call_recovers(server: Server) -> None:
     config = parse_smtp_url(server.url())
     server.handler.data_reply = "451 try again"
