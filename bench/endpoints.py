@@ -102,7 +102,14 @@ def discover(conn: psycopg.Connection, org: str | None = None) -> Context:
         )
     ]
     return Context(
-        slug, org_id, agent[1], agent[0], count, typical, [r[0] for r in long_rows], replies,
+        slug,
+        org_id,
+        agent[1],
+        agent[0],
+        count,
+        typical,
+        [r[0] for r in long_rows],
+        replies,
         [r[0] for r in hundred],
     )
 
