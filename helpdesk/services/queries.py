@@ -205,21 +205,23 @@ def _search_page(
     query = search.ticket_query(text)
     vector = Ticket.search_all if can_see_internal(actor) else Ticket.search_public
     # Rank only the most recently active matches: ranking every match of a common word
-    # reads and scores them all (O(matches)); this stays O(SEARCH_DEPTH_MAX).
+    # reads and scores them all (O(matches)); this stays O(SEARCH_DEPTH_MAX). The
+    # candidates carry their vector out of the one scan, and the rank is computed above
+    # its LIMIT (at most SEARCH_DEPTH_MAX times), not by looking each candidate up again.
     candidates = (
         stmt.where(vector.op("@@")(query))
-        .with_only_columns(Ticket.id)
+        .with_only_columns(Ticket.id, vector.label("vector"), Ticket.updated_at, Ticket.number)
         .order_by(Ticket.updated_at.desc(), Ticket.number.desc())
         .limit(SEARCH_DEPTH_MAX)
         .subquery()
     )
     # Rank ids only, then load the one page of tickets (with their people) by id: joining
     # requester and assignee before the top-N sort would look users up for every candidate.
-    rank = func.ts_rank_cd(vector, query).label("rank")
+    found = candidates.c
+    rank = func.ts_rank_cd(found.vector, query).label("rank")
     top = (
-        select(Ticket.id, rank, Ticket.updated_at, Ticket.number)
-        .join(candidates, candidates.c.id == Ticket.id)
-        .order_by(rank.desc(), Ticket.updated_at.desc(), Ticket.number.desc())
+        select(found.id, rank, found.updated_at, found.number)
+        .order_by(rank.desc(), found.updated_at.desc(), found.number.desc())
         .offset(offset)
         .limit(limit + 1)
         .subquery()
