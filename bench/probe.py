@@ -19,6 +19,7 @@ from sqlalchemy import Engine, event
 from werkzeug.test import TestResponse
 
 from bench.endpoints import Context, Endpoint
+from bench.stack import LIST_ROWS
 from helpdesk import create_app
 from helpdesk.config import Settings
 from helpdesk.services import api_tokens, orgs
@@ -38,6 +39,7 @@ def build_app(url: str, redis_url: str) -> Flask:
             redis_url=redis_url,
             login_limit_ip="100000 per minute",
             login_limit_account="100000 per minute",
+            page_size=LIST_ROWS,
         )
     )
 

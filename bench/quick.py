@@ -112,9 +112,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="measure the data a previous run generated (migrated to head first)",
     )
     args = p.parse_args(argv)
-    if args.tickets < 3000 or args.requests < 2:
+    if args.tickets < 5000 or args.requests < 2:
         p.error(
-            "--tickets must be at least 3,000 (50 list pages in the largest org);"
+            "--tickets must be at least 5,000 (50 list pages of 50 rows in the largest org);"
             " --requests at least 2"
         )
     if "bench" not in embedded.database_name(args.database_url):

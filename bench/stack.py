@@ -99,6 +99,7 @@ def rss_kb(pid: int) -> dict[str, int]:
     return found
 
 
+LIST_ROWS = 50  # rows per list page and search page, as the targets count them
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -168,6 +169,8 @@ def stack_env(database_url: str, redis_url: str, port: int, smtp_port: int) -> d
         # one login per run, but a developer may run it many times a minute
         "LOGIN_LIMIT_IP": "1000 per minute",
         "LOGIN_LIMIT_ACCOUNT": "1000 per minute",
+        # The targets are set for a list of 50 rows (the app's default page is 25).
+        "PAGE_SIZE": str(LIST_ROWS),
         # one agent and one API token drive every request: lift the per-user/token ceilings
         "USER_LIMIT": "10000000 per minute",
         "API_LIMIT_TOKEN": "10000000 per minute",
