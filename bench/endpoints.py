@@ -162,24 +162,14 @@ def endpoints(ctx: Context, reply_tickets: list[int]) -> list[Endpoint]:
             target=Target(p50_ms=25),
         ),
     ]
-    if ctx.hundred:
-        found.append(
-            Endpoint(
-                "ticket_100",
-                "ticket page (100 messages)",
-                [f"{base}/{n}" for n in ctx.hundred],
-                target=Target(p50_ms=25),
-            )
-        )
-    if ctx.long:
-        found.append(
-            Endpoint(
-                "ticket_long",
-                "ticket page (200+ messages)",
-                [f"{base}/{n}" for n in ctx.long],
-                target=Target(p50_ms=60),
-            )
-        )
+    conversations = [  # none in data generated before the 100-message tier
+        ("ticket_100", "ticket page (100 messages)", ctx.hundred, 25),
+        ("ticket_long", "ticket page (200+ messages)", ctx.long, 60),
+    ]
+    for key, label, numbers, p50_ms in conversations:
+        if numbers:
+            paths = [f"{base}/{n}" for n in numbers]
+            found.append(Endpoint(key, label, paths, target=Target(p50_ms=p50_ms)))
     if reply_tickets:
         found.append(
             Endpoint(

@@ -24,17 +24,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
-from rq import Queue
 
 from bench import endpoints as ep_mod
 from bench import loadgen, probe, report, schema, stack, sweeps
+from bench.drain import pending, settle, wait_drained
 from bench.endpoints import Context, Endpoint
 from bench.generate import Options, generate
 from bench.load import stderr_log
 from bench.login import BENCH_PASSWORD as PASSWORD
 from bench.login import Login, login
 from helpdesk import embedded
-from helpdesk.services.tasks import QUEUES
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/helpdesk_bench_{scale}"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/13"
@@ -180,67 +179,6 @@ def drive(
     return rows, memory
 
 
-def _pending(conn: Any) -> int:
-    row = conn.execute(
-        "SELECT (SELECT count(*) FROM deliveries WHERE status IN ('pending', 'sending'))"
-        " + (SELECT count(*) FROM outbox_events WHERE dispatched_at IS NULL)"
-    ).fetchone()
-    return int(row[0]) if row else 0
-
-
-def _queued(redis_url: str | None) -> int:
-    """Jobs waiting in the app's RQ queues (0 when no Redis URL is given)."""
-    if redis_url is None:
-        return 0
-    conn = redis.Redis.from_url(redis_url)
-    return sum(Queue(name, connection=conn).count for name in QUEUES)
-
-
-def wait_drained(url: str, redis_url: str | None = None, limit_s: float = 300) -> float:
-    """Wait until no outbox event or delivery is pending and, given `redis_url`, no job is
-    queued (at most `limit_s`); seconds waited.
-
-    The rows can be done while the queues still hold jobs for them: when the worker falls
-    behind, the relay dispatches and re-queues what it finds overdue, and the jobs queued
-    earlier for the same rows still run (and find nothing to do).
-    """
-    started = time.monotonic()
-    with schema.connect(url, autocommit=True) as conn:
-        while (_pending(conn) or _queued(redis_url)) and time.monotonic() - started < limit_s:
-            time.sleep(0.5)
-    return round(time.monotonic() - started, 1)
-
-
-def settle(url: str, limit_s: float = 300) -> dict[str, Any]:
-    """Let the work the start caused finish before measuring anything.
-
-    The cron's first SLA sweep fires every threshold that came due since the data was last
-    served (the data's clock ran on while no stack was up), and the worker then mails the
-    alerts: minutes of background CPU that would land on whichever endpoints are measured
-    first. Wait for a sweep that started after the stack did, then for the outbox and the
-    deliveries to drain (at most `limit_s`).
-    """
-    started = time.monotonic()
-    with schema.connect(url, autocommit=True) as conn:
-        since = conn.execute("SELECT now()").fetchone()
-        while time.monotonic() - started < limit_s:
-            swept = conn.execute(
-                "SELECT 1 FROM job_runs WHERE name = 'sla.sweep' AND started_at >= %s",
-                (since[0] if since else datetime.now(UTC),),
-            ).fetchone()
-            if swept and not _pending(conn):
-                break
-            time.sleep(1)
-        fired = conn.execute(
-            "SELECT count(*) FROM outbox_events WHERE created_at >= %s",
-            (since[0] if since else datetime.now(UTC),),
-        ).fetchone()
-        left = _pending(conn)
-    seconds = round(time.monotonic() - started, 1)
-    stderr_log(f"run: settled in {seconds} s ({fired[0] if fired else 0} events, {left} left)")
-    return {"seconds": seconds, "events": fired[0] if fired else 0, "left": left}
-
-
 def notification_latency(
     url: str,
     st: stack.Stack,
@@ -251,7 +189,7 @@ def notification_latency(
 ) -> dict[str, Any]:
     """Drain the reply phase's emails, then time PROBE_REPLIES replies from event to SMTP."""
     with schema.connect(url, autocommit=True) as conn:
-        backlog = _pending(conn)
+        backlog = pending(conn)
     # The probes' jobs would otherwise wait behind the reply phase's leftover queued jobs.
     drain = wait_drained(url, redis_url)
     with schema.connect(url, autocommit=True) as conn:
@@ -263,7 +201,7 @@ def notification_latency(
             loadgen.post_once(st.base_url, f"/o/{ctx.org}/tickets/{number}/comments", headers, body)
             time.sleep(0.5)
         deadline = time.monotonic() + 60
-        while _pending(conn) and time.monotonic() < deadline:
+        while pending(conn) and time.monotonic() < deadline:
             time.sleep(0.5)
         rows = conn.execute(
             "SELECT d.id, extract(epoch FROM o.created_at) FROM deliveries d"
