@@ -29,12 +29,9 @@ def pending(conn: Any) -> int:
     return int(row[0]) if row else 0
 
 
-def _queued(redis_url: str | None) -> int:
-    """Jobs waiting in the app's RQ queues (0 when no Redis URL is given)."""
-    if redis_url is None:
-        return 0
-    conn = redis.Redis.from_url(redis_url)
-    return sum(Queue(name, connection=conn).count for name in QUEUES)
+def _queued(queues: list[Queue]) -> int:
+    """Jobs waiting in these RQ queues."""
+    return sum(queue.count for queue in queues)
 
 
 def wait_drained(url: str, redis_url: str | None = None, limit_s: float = 300) -> float:
@@ -46,8 +43,12 @@ def wait_drained(url: str, redis_url: str | None = None, limit_s: float = 300) -
     earlier for the same rows still run (and find nothing to do).
     """
     started = time.monotonic()
+    queues = []
+    if redis_url is not None:
+        client = redis.Redis.from_url(redis_url)
+        queues = [Queue(name, connection=client) for name in QUEUES]
     with schema.connect(url, autocommit=True) as conn:
-        while (pending(conn) or _queued(redis_url)) and time.monotonic() - started < limit_s:
+        while (pending(conn) or _queued(queues)) and time.monotonic() - started < limit_s:
             time.sleep(0.5)
     return round(time.monotonic() - started, 1)
 
