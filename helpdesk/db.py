@@ -7,6 +7,7 @@ opened lazily by `get_session()` and closed at teardown; jobs and commands use
 
 from __future__ import annotations
 
+import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from typing import Any, ClassVar, TypeVar
 
 from flask import current_app, g, request
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -58,9 +60,29 @@ class Base(DeclarativeBase):
 
 def make_engine(url: str) -> Engine:
     """Create the engine for a database URL."""
-    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    engine = create_engine(url, pool_size=5, max_overflow=10)
     event.listen(engine, "connect", _plan_every_execution)
+    event.listen(engine, "checkout", _refuse_closed)
     return engine
+
+
+def _refuse_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Hand out no pooled connection the server has closed, without asking the server.
+
+    Why not `pool_pre_ping`: it sends `SELECT 1` at every checkout, one more round trip on
+    every request (docs/performance.md, F12). A server that ends a connection — a restart,
+    `pg_terminate_backend`, an idle timeout, a pooler recycling it — sends an error and
+    closes the socket, and an idle connection gets nothing else unasked (we never LISTEN).
+    So a closed connection, or an idle one with anything to read, is dropped:
+    `DisconnectionError` makes the pool discard it and check out (or open) another one.
+    A statement that still meets a dead connection fails once; the pool then replaces
+    every connection opened before it (SQLAlchemy invalidates on disconnect errors).
+    """
+    if dbapi_connection.closed:
+        raise DisconnectionError("the connection was closed")
+    readable, _w, _x = select.select([dbapi_connection.fileno()], [], [], 0)
+    if readable:
+        raise DisconnectionError("the server ended this connection while it was idle")
 
 
 def _plan_every_execution(dbapi_connection: Any, _record: Any) -> None:

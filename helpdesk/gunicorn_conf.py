@@ -15,6 +15,7 @@ Command-line options (--bind, --workers) still apply on top of this file.
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 from typing import Any
@@ -67,3 +68,15 @@ def child_exit(_server: Any, worker: Any) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(_worker: Any) -> None:
+    """Hide what the worker built at start-up from the garbage collector: it lives as long.
+
+    The app's modules, templates and caches are ~150,000 objects, and a full collection
+    walks every one: ~60 ms, paid by whichever request triggered it. Frozen objects are
+    never scanned again, so a full collection walks only what requests left behind. The
+    list's p99 fell from 21-33 ms to 10-13 ms (docs/performance.md, F12).
+    """
+    gc.collect()
+    gc.freeze()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Generic
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -23,7 +23,7 @@ from helpdesk.services import ordering, orgs, search, thread_rows, ticket_rows
 from helpdesk.services.errors import ValidationError
 from helpdesk.services.permissions import can_see_internal
 from helpdesk.services.thread_rows import CommentRow
-from helpdesk.services.ticket_rows import TicketRow
+from helpdesk.services.ticket_rows import ListRow, R, Shape, TicketRow
 from helpdesk.services.validation import (
     TAG_RE,
     choice,
@@ -60,8 +60,8 @@ class TicketFilter:
 
 
 @dataclass
-class Page:
-    items: list[TicketRow]
+class Page(Generic[R]):
+    items: list[R]
     next_cursor: str | None
     filters: TicketFilter = field(default_factory=TicketFilter)
 
@@ -139,27 +139,33 @@ def list_tickets(
     session: Session,
     actor: Membership,
     filters: TicketFilter,
-    cursor: str | None = None,
-    limit: int = 25,
-) -> Page:
-    """Return one page of tickets the actor may see: newest activity first, or by rank."""
+    cursor: str | None,
+    limit: int,
+    shape: Shape[R],
+) -> Page[R]:
+    """Return one page of tickets the actor may see: newest activity first, or by rank.
+
+    `shape` says which columns each row carries: every field (the API) or what a list page
+    row shows (`ticket_rows.LIST`).
+    """
     number = _number_query(filters.q)
     if filters.q and number is None:
         stmt = filtered(session, actor, filters)
-        return _search_page(session, actor, stmt, filters, cursor, limit)
+        return _search_page(session, actor, stmt, filters, cursor, limit, shape)
     sort = ordering.SORTS[filters.sort or ordering.DEFAULT_SORT]
-    key = _first_page_key(actor, filters, limit) if cursor is None and number is None else None
+    first = cursor is None and number is None
+    key = _first_page_key(actor, filters, limit, shape) if first else None
     page = _FIRST_PAGES.get(key) if key is not None else None
     if page is None:
         stmt = filtered(session, actor, filters)
         if number is not None:
             stmt = stmt.where(Ticket.number == number)
-        page = ticket_rows.select_rows(ordering.ordered(stmt, sort, cursor).limit(limit + 1))
+        page = shape.select(ordering.ordered(stmt, sort, cursor).limit(limit + 1))
         if key is not None:
             if len(_FIRST_PAGES) >= FIRST_PAGES_MAX:
                 _FIRST_PAGES.clear()
             _FIRST_PAGES[key] = page
-    rows = ticket_rows.to_rows(session.execute(page))
+    rows = shape.build(session.execute(page))
     items = rows[:limit]
     more = len(rows) > limit and bool(items)
     return Page(items, ordering.cursor_after(sort, items[-1]) if more else None, filters)
@@ -174,12 +180,22 @@ FIRST_PAGES_MAX = 512
 _FIRST_PAGES: dict[tuple[object, ...], Select[Any]] = {}
 
 
-def _first_page_key(actor: Membership, f: TicketFilter, limit: int) -> tuple[object, ...] | None:
+def list_rows(session: Session, actor: Membership, numbers: list[int]) -> list[ListRow]:
+    """These tickets as list rows, by number: the rows a page re-renders after a change."""
+    stmt = filtered(session, actor, TicketFilter()).where(Ticket.number.in_(numbers))
+    return ticket_rows.to_list_rows(session.execute(
+        ticket_rows.select_list_rows(stmt.order_by(Ticket.number))
+    ))  # fmt: skip
+
+
+def _first_page_key(
+    actor: Membership, f: TicketFilter, limit: int, shape: Shape[R]
+) -> tuple[object, ...] | None:
     """What `filtered` reads to build a first page, or None when it is not worth keeping."""
     if f.q or f.requester or f.dates or f.assignee not in (None, "me", "unassigned"):
         return None
     return (actor.is_staff, actor.user_id, f.status, f.priority, f.assignee, f.tag, f.sla,
-            f.sort, limit)  # fmt: skip
+            f.sort, limit, shape.name)  # fmt: skip
 
 
 def _number_query(q: str | None) -> int | None:
@@ -196,7 +212,8 @@ def _search_page(
     filters: TicketFilter,
     cursor: str | None,
     limit: int,
-) -> Page:
+    shape: Shape[R],
+) -> Page[R]:
     text = filters.q or ""
     if not search.is_searchable(session, text):
         message = "search for at least one word that is not a very common one (like 'the')"
@@ -226,10 +243,10 @@ def _search_page(
         .limit(limit + 1)
         .subquery()
     )
-    ranked = ticket_rows.select_rows(select(Ticket).join(top, top.c.id == Ticket.id)).order_by(
+    ranked = shape.select(select(Ticket).join(top, top.c.id == Ticket.id)).order_by(
         top.c.rank.desc(), top.c.updated_at.desc(), top.c.number.desc()
     )
-    rows = ticket_rows.to_rows(session.execute(ranked))
+    rows = shape.build(session.execute(ranked))
     end = offset + limit
     more = len(rows) > limit and end < SEARCH_DEPTH_MAX
     return Page(rows[:limit], ordering.encode(["rank", end]) if more else None, filters)

@@ -167,3 +167,34 @@ def test_first_pages_built_once_still_answer_for_each_user_and_org(
         assert subjects("agent@beta.test", "beta", my_open) == ["Beta for agent"]
         assert subjects("agent@beta.test", "beta", "") == ["Beta for agent"]
         assert subjects("agent@alpha.test", "alpha", "") == ["Alpha for admin", "Alpha for agent"]
+
+
+def test_rows_name_people_as_user_display_name_does(
+    agent: Browser, world, session: Session
+) -> None:
+    """List rows read each person's name in SQL; it must match `User.display_name`."""
+    import re
+
+    from sqlalchemy import select
+
+    from helpdesk.models import User
+    from helpdesk.services import orgs
+
+    org, member = world["alpha"]["org"], world["alpha"]["agent"]
+    named = orgs.ensure_user(session, "pat@example.test", name="Pat Lee")
+    nameless = orgs.ensure_user(session, "quinn.blake@example.test", name="")
+    session.commit()
+    make_ticket(session, org, member, named, subject="From Pat")
+    ticket = make_ticket(session, org, member, nameless, subject="From Quinn")
+    with tenant_scope(session, org.id):
+        tickets.update_fields(
+            session, member, ticket.number, {"assignee_email": "agent@alpha.test"}
+        )
+
+    html = agent.get("/o/alpha/tickets", htmx=True).get_data(as_text=True)
+    rows = re.findall(r">From (\w+)</a></td>.*?<td>([^<]*)</td>\s*<td>([^<]*)</td>", html, re.S)
+    assert sorted(rows) == [("Pat", "Pat Lee", "—"), ("Quinn", "quinn.blake", "Agent")]
+    assert member.user.display_name == "Agent"
+
+    users = session.execute(select(User, User.display_name)).all()
+    assert len(users) > 3 and all(user.display_name == sql for user, sql in users)

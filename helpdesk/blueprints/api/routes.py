@@ -22,7 +22,7 @@ from helpdesk.blueprints.api.schemas import (
 )
 from helpdesk.db import get_session
 from helpdesk.models import CannedReply, Channel, SavedView
-from helpdesk.services import access_links, bulk, canned, queries, tickets, views
+from helpdesk.services import access_links, bulk, canned, queries, ticket_rows, tickets, views
 from helpdesk.services.errors import Forbidden, NotFound, ValidationError
 from helpdesk.services.permissions import load_ticket
 
@@ -75,7 +75,8 @@ def openapi_document() -> Response:
 @bp.get("/orgs/<org_slug>/tickets")
 def list_tickets(org_slug: str) -> Response:
     filters, cursor, limit = payload.list_request(LIST_PARAMS)
-    page = queries.list_tickets(get_session(), auth.current_member(), filters, cursor, limit)
+    member = auth.current_member()
+    page = queries.list_tickets(get_session(), member, filters, cursor, limit, ticket_rows.FULL)
     items = [serialize.ticket(t, org_slug) for t in page.items]
     return jsonify(items=items, next_cursor=page.next_cursor)
 

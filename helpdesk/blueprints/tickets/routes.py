@@ -25,6 +25,7 @@ from helpdesk.services import (
     presence,
     queries,
     sla_view,
+    ticket_rows,
     tickets,
     views,
 )
@@ -69,8 +70,9 @@ def _list(org_slug: str, args: dict[str, str], **extra: Any) -> Response:
     errors: dict[str, str] = {}
     try:
         filters = queries.parse_filter(args)
+        cursor = request.args.get("cursor") or None
         page = queries.list_tickets(
-            session, member, filters, request.args.get("cursor") or None, _page_size()
+            session, member, filters, cursor, _page_size(), ticket_rows.LIST
         )
     except ValidationError as exc:
         errors, page = exc.errors, queries.Page([], None)
@@ -272,7 +274,9 @@ def bulk(org_slug: str) -> Response:
                       tickets=[], back=back, **_common())  # fmt: skip
     if not is_htmx():
         return redirect(back, code=303)
-    response = render("tickets/bulk.html", block="result", errors={}, tickets=result.tickets,
+    changed = [t.number for t in result.tickets]
+    rows = queries.list_rows(get_session(), gate.current_member(), changed)
+    response = render("tickets/bulk.html", block="result", errors={}, tickets=rows,
                       back=back, **_common())  # fmt: skip
     count = len(result.tickets)
     return trigger(response, toast=f"Updated {count} ticket{'s' if count != 1 else ''}")
