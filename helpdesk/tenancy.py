@@ -24,6 +24,7 @@ work: a request sets it once in the org blueprint's `before_request`; a job ente
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -130,8 +131,24 @@ def _table_of(node: Any) -> Table | None:
     return None
 
 
-def _scoped_tables_in(statement: Any) -> tuple[set[Table], set[Table]]:
-    """Return (org-owned tables the statement touches, those reached only through Core).
+# A statement never changes once built (each method returns a new one), so the walk's
+# answer is kept per statement object: statements built once and run on every request
+# (the user loader's, the list's first pages) are walked once per process, not per run.
+_WALKED: weakref.WeakKeyDictionary[Any, tuple[frozenset[Table], frozenset[Table]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _scoped_tables_in(statement: Any) -> tuple[frozenset[Table], frozenset[Table]]:
+    """Return (org-owned tables the statement touches, those reached only through Core)."""
+    found = _WALKED.get(statement)
+    if found is None:
+        found = _WALKED[statement] = _walk(statement)
+    return found
+
+
+def _walk(statement: Any) -> tuple[frozenset[Table], frozenset[Table]]:
+    """Visit every node of the statement for the tables behind it.
 
     A table reached through an ORM entity or attribute carries a `parententity`
     annotation somewhere in the statement; those get the loader criteria.
@@ -144,7 +161,7 @@ def _scoped_tables_in(statement: Any) -> tuple[set[Table], set[Table]]:
             seen.add(table)
             if "parententity" in getattr(node, "_annotations", {}):
                 via_orm.add(table)
-    return seen, seen - via_orm
+    return frozenset(seen), frozenset(seen - via_orm)
 
 
 def _scope_statement(state: ORMExecuteState) -> None:
