@@ -179,9 +179,27 @@ def _scope_statement(state: ORMExecuteState) -> None:
         return
     if core_only:
         raise TenancyError("Core statement on an org-owned table: use the ORM entity")
-    state.statement = state.statement.options(
-        with_loader_criteria(OrgScoped, lambda cls: cls.org_id == org_id, include_aliases=True)
-    )
+    state.statement = _scoped(state.statement, org_id)
+
+
+# The scoped copy of a statement is kept per statement object and org, like the walk: a
+# statement built once then runs as the same object every time, and SQLAlchemy keeps its
+# cache key on the object instead of computing it again for a fresh copy per execution.
+SCOPED_ORGS_MAX = 64  # copies kept per statement (one per org it ran for), then start over
+_SCOPED_COPIES: weakref.WeakKeyDictionary[Any, dict[int, Any]] = weakref.WeakKeyDictionary()
+
+
+def _scoped(statement: Any, org_id: int) -> Any:
+    """The statement with the org criteria added to every org-owned entity it loads."""
+    copies = _SCOPED_COPIES.get(statement)
+    if copies is None or len(copies) >= SCOPED_ORGS_MAX:
+        copies = _SCOPED_COPIES[statement] = {}
+    found = copies.get(org_id)
+    if found is None:
+        found = copies[org_id] = statement.options(
+            with_loader_criteria(OrgScoped, lambda cls: cls.org_id == org_id, include_aliases=True)
+        )
+    return found
 
 
 class TenantSession(Session):
