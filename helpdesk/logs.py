@@ -97,6 +97,7 @@ _IPV4 = re.compile(r"(?<![\w.])(\d{1,3}(?:\.\d{1,3}){3})(?!\.?\d|/\d)")
 _IPV6 = re.compile(r"(?<![\w:.])((?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4})(?![\w:]|/\d)")
 
 
+@functools.lru_cache(maxsize=4096)  # every request logs one; the same few clients repeat
 def address_prefix(address: str | None) -> str | None:
     """Return the /24 (IPv4) or /48 (IPv6) network of an address; None if it is not one."""
     try:

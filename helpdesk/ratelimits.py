@@ -182,6 +182,7 @@ CEILINGS: list[Ceiling] = [
 def install(app: Flask) -> Limiter:
     """Create this app's limiters and wrap every listed view (after blueprints exist)."""
     closed = Limiter(key_func=get_remote_address, app=app, storage_options=STORAGE_OPTIONS)
+    _drop_request_hook(app, closed)
     for endpoint, rules in LIMITS.items():
         view: Any = app.view_functions[endpoint]
         for rule in rules:
@@ -195,6 +196,22 @@ def install(app: Flask) -> Limiter:
     app.extensions["helpdesk.limiter"] = closed
     app.extensions["helpdesk.ceilings"] = _install_ceilings(app)
     return closed
+
+
+def _drop_request_hook(app: Flask, limiter: Limiter) -> None:
+    """Remove flask-limiter's check that runs before every request of the app.
+
+    Every limit here wraps its view (`limit()` below), and a wrapped view checks its own
+    limits when it runs. The hook looks for application, default and blueprint limits on
+    every request — this app sets none — at 2% of a list request's CPU. Should such a
+    setting ever appear, the hook stays.
+    """
+    if any(app.config.get(f"RATELIMIT_{name}") for name in ("DEFAULT", "APPLICATION", "META")):
+        return
+    hooks = app.before_request_funcs.get(None, [])
+    app.before_request_funcs[None] = [
+        hook for hook in hooks if getattr(hook, "__self__", None) is not limiter
+    ]
 
 
 def _install_ceilings(app: Flask) -> ceilings.Checker:

@@ -163,3 +163,15 @@ def test_forwarded_for_is_honoured_for_exactly_the_configured_hops(
         assert [_login_from(browser, xff) for xff in same_client] == [401, 401]
         assert _login_from(browser, same_client[0]) == 429  # entries left of the hops: ignored
         assert _login_from(browser, other_client) == 401  # the real client differs
+
+
+def test_limits_are_checked_by_their_views_not_by_a_hook_on_every_request(app: Flask) -> None:
+    """flask-limiter's before-request check finds nothing in this app: it is not installed.
+
+    The fail-closed limits still hold (the login, reset and form tests above and beside
+    this one); this checks that no request pays for a check that has nothing to check.
+    """
+    limiter = app.extensions["helpdesk.limiter"]
+    hooks = app.before_request_funcs.get(None, [])
+    assert hooks and all(getattr(h, "__self__", None) is not limiter for h in hooks)
+    assert getattr(app.view_functions["auth.login"], "__wrapped__", None) is not None
