@@ -64,6 +64,8 @@ class Ticket(OrgScoped, Base):
         Index("ix_tickets_org_updated", "org_id", "updated_at", "number"),
         Index("ix_tickets_org_status_updated", "org_id", "status", "updated_at", "number"),
         Index("ix_tickets_org_assignee_updated", "org_id", "assignee_id", "updated_at", "number"),
+        # An agent's own queue; priority and tags ride along so views such as "my urgent"
+        # are counted and listed from the index alone (docs/performance.md, F14).
         Index(
             "ix_tickets_org_assignee_status_updated",
             "org_id",
@@ -71,6 +73,7 @@ class Ticket(OrgScoped, Base):
             "status",
             "updated_at",
             "number",
+            postgresql_include=["priority", "tags"],
         ),
         Index("ix_tickets_org_requester_updated", "org_id", "requester_id", "updated_at", "number"),
         Index("ix_tickets_org_priority_updated", "org_id", "priority_rank", "updated_at", "number"),
