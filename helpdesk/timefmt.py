@@ -34,14 +34,13 @@ def timetag(when: datetime, seconds: bool = False, now: datetime | None = None) 
     One filter for what templates wrote as three expressions per row (isoformat, strftime,
     ago): list and thread pages render it 50 to 300 times, so it is built in one go.
     """
-    w = when.astimezone(UTC)
-    absolute = f"{w.year:04d}-{w.month:02d}-{w.day:02d} {w.hour:02d}:{w.minute:02d}"
-    if seconds:
-        absolute += f":{w.second:02d}"
+    w = when if when.tzinfo is UTC else when.astimezone(UTC)  # columns come back in UTC
+    iso = w.isoformat()  # "2026-11-27T09:05:03[.123456]+00:00"
+    absolute = f"{iso[:10]} {iso[11:19] if seconds else iso[11:16]}"
     # Every piece is made here from a datetime: digits, '-', ':', '+', 'T' and the fixed
     # words of ago(). Nothing can need escaping, so no escaping formatter (Markup.format
-    # took 5.7 µs a tag, this 0.4; a list page has 25 tags, a long thread 300).
-    tag = f'<time datetime="{w.isoformat()}" title="{absolute} UTC">{ago(w, now)}</time>'
+    # took 5.7 µs a tag, this 0.4; a list page has 50 tags, a long thread 300).
+    tag = f'<time datetime="{iso}" title="{absolute} UTC">{ago(w, now)}</time>'
     return Markup(tag)  # noqa: S704 - no user text, see above
 
 

@@ -36,3 +36,10 @@ def test_timetag_converts_other_zones_to_utc() -> None:
     berlin = timezone(timedelta(hours=1))
     tag = timetag(datetime(2026, 11, 27, 10, 0, tzinfo=berlin), now=NOW)
     assert 'datetime="2026-11-27T09:00:00+00:00"' in tag and "09:00 UTC" in tag
+
+
+def test_timetag_with_microseconds_and_an_early_year() -> None:
+    when = datetime(987, 3, 4, 5, 6, 7, 890, tzinfo=UTC)
+    tag = timetag(when, seconds=True, now=NOW)
+    assert 'datetime="0987-03-04T05:06:07.000890+00:00"' in tag
+    assert 'title="0987-03-04 05:06:07 UTC">Mar 04, 987<' in tag
