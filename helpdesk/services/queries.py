@@ -183,9 +183,8 @@ _FIRST_PAGES: dict[tuple[object, ...], Select[Any]] = {}
 def list_rows(session: Session, actor: Membership, numbers: list[int]) -> list[ListRow]:
     """These tickets as list rows, by number: the rows a page re-renders after a change."""
     stmt = filtered(session, actor, TicketFilter()).where(Ticket.number.in_(numbers))
-    return ticket_rows.to_list_rows(session.execute(
-        ticket_rows.select_list_rows(stmt.order_by(Ticket.number))
-    ))  # fmt: skip
+    rows = session.execute(ticket_rows.select_list_rows(stmt.order_by(Ticket.number)))
+    return ticket_rows.to_list_rows(rows)
 
 
 def _first_page_key(

@@ -2,9 +2,10 @@
 
 Why: a list page shows ~50 tickets with two people each. Loading them as ORM entities
 built ~150 tracked objects per request and was the largest single cost of serving a list
-(docs/performance.md, F7). A list row is read-only, so it is a slotted object filled from
-the columns the list and the API show. It stays an ORM-enabled statement over `Ticket`,
-so the tenant gate's criteria apply exactly as they do to entity queries.
+(docs/performance.md, F7). A list row is read-only, so it is plain data in one of two
+shapes: `TicketRow` (every field the API shows, with both people) and `ListRow` (the ten
+columns a list page row shows and sorts by; F12). Both stay ORM-enabled statements over
+`Ticket`, so the tenant gate's criteria apply exactly as they do to entity queries.
 """
 
 from __future__ import annotations
