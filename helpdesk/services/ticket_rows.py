@@ -72,8 +72,13 @@ class TicketRow:
 
 def select_rows(stmt: Select[Any]) -> Select[Any]:
     """The same tickets as `stmt` (a select of Ticket), as flat columns with both people."""
+    return _with_people(stmt, _COLUMNS)
+
+
+def _with_people(stmt: Select[Any], columns: Sequence[Any]) -> Select[Any]:
+    """`stmt` selecting `columns`, joined to the requester and (if any) the assignee."""
     return (
-        stmt.with_only_columns(*_COLUMNS)
+        stmt.with_only_columns(*columns)
         .join(_requester, _requester.id == Ticket.requester_id)
         .outerjoin(_assignee, _assignee.id == Ticket.assignee_id)
     )
@@ -123,11 +128,7 @@ _LIST_COLUMNS = (
 
 def select_list_rows(stmt: Select[Any]) -> Select[Any]:
     """The same tickets as `stmt` (a select of Ticket), as the columns of a `ListRow`."""
-    return (
-        stmt.with_only_columns(*_LIST_COLUMNS)
-        .join(_requester, _requester.id == Ticket.requester_id)
-        .outerjoin(_assignee, _assignee.id == Ticket.assignee_id)
-    )
+    return _with_people(stmt, _LIST_COLUMNS)
 
 
 def to_list_rows(result: Iterable[Row[Any]]) -> list[ListRow]:

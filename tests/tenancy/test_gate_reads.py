@@ -160,31 +160,6 @@ def test_same_ticket_numbers_resolve_to_the_current_org(fresh: Session, data: Da
         assert by_id == []
 
 
-def test_one_statement_object_run_for_each_org_sees_only_that_org(
-    fresh: Session, data: Data
-) -> None:
-    """Statements built once run for every org; the gate keeps a scoped copy per org."""
-    from helpdesk import tenancy
-
-    everything = select(Ticket.subject).order_by(Ticket.subject)
-    runs = [data.alpha, data.beta, data.alpha, data.beta]
-    seen = []
-    for org_id in runs:
-        with tenant_scope(fresh, org_id):
-            seen.append(list(fresh.scalars(everything)))
-    alpha = ["alpha ticket 1", "alpha ticket 2"]
-    beta = ["beta ticket 1", "beta ticket 2", "beta ticket 3"]
-    assert seen == [alpha, beta, alpha, beta]
-    assert set(tenancy._SCOPED_COPIES[everything]) == {data.alpha, data.beta}
-
-    # Past the cap the copies start over; a run still sees its own org only.
-    for org_id in range(10**6, 10**6 + tenancy.SCOPED_ORGS_MAX):
-        tenancy._scoped(everything, org_id)
-    with tenant_scope(fresh, data.beta):
-        assert list(fresh.scalars(everything)) == beta
-    assert len(tenancy._SCOPED_COPIES[everything]) <= tenancy.SCOPED_ORGS_MAX
-
-
 def test_scoped_joins_and_subqueries_see_only_the_current_org(fresh: Session, data: Data) -> None:
     alpha_emails = {"admin@alpha.test", "agent@alpha.test", "requester@alpha.test"}
     with tenant_scope(fresh, data.alpha):
