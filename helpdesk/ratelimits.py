@@ -203,8 +203,9 @@ def _drop_request_hook(app: Flask, limiter: Limiter) -> None:
 
     Every limit here wraps its view (`limit()` below), and a wrapped view checks its own
     limits when it runs. The hook looks for application, default and blueprint limits on
-    every request — this app sets none — at 2% of a list request's CPU. Should such a
-    setting ever appear, the hook stays.
+    every request — this app sets none — at 2% of a list request's CPU. If a default,
+    application or meta limit is configured, the hook stays; a limit on a whole blueprint
+    would need it too, so limits go on views, as in `LIMITS`.
     """
     if any(app.config.get(f"RATELIMIT_{name}") for name in ("DEFAULT", "APPLICATION", "META")):
         return
