@@ -164,6 +164,13 @@ class Ticket(OrgScoped, Base):
     search_public: Mapped[str] = mapped_column(
         TSVECTOR, server_default="", deferred=True, nullable=False
     )
+    # What search ranks by: the subject alone, weighted A, kept by PostgreSQL itself. It is
+    # small and stays in the row, so ranking reads no out-of-line vector (decision 0013).
+    search_subject: Mapped[str] = mapped_column(
+        TSVECTOR,
+        Computed("setweight(to_tsvector('english'::regconfig, subject), 'A')", persisted=True),
+        deferred=True,
+    )
 
     requester: Mapped[User] = relationship(foreign_keys=[requester_id], lazy="joined")
     assignee: Mapped[User | None] = relationship(foreign_keys=[assignee_id], lazy="joined")

@@ -3,7 +3,9 @@
 Each ticket keeps two vectors, maintained here when tickets and comments are written:
 `search_all` (subject + every message, for agents) and `search_public` (subject + public
 messages only, for requesters, so a search can never reveal an internal note). The subject
-is weighted A and messages B, so `ts_rank_cd` puts subject matches first. Queries use
+is weighted A and messages B. A search matches on one of them and ranks by a third,
+`search_subject` (the subject alone, kept by PostgreSQL as a generated column): subject
+matches first, then the most recently active (decision 0013). Queries use
 `websearch_to_tsquery` ("quoted phrase", -exclusion, or), which never fails on odd input.
 """
 

@@ -79,3 +79,26 @@ def test_search_migration_backfills_existing_tickets(database_url: str) -> None:
             " search_public @@ to_tsquery('english', 'paper & printer') FROM tickets"
         ).fetchone()
     assert row == (True, False, True)
+
+
+def test_subject_vector_migration_fills_existing_tickets(database_url: str) -> None:
+    """0014 gives tickets written before it the subject vector search ranks by."""
+    from helpdesk.embedded import libpq_url
+
+    url = _scratch_url(database_url)
+    conftest_services.recreate_database(url)
+    run_migrations(url, "0013")
+    with psycopg.connect(libpq_url(url)) as conn:
+        conn.execute(
+            "INSERT INTO organizations (id, slug, name, created_at) VALUES (1, 'o', 'O', now())"
+        )
+        conn.execute("INSERT INTO users (id, email, created_at) VALUES (1, 'u@o.test', now())")
+        conn.execute(
+            "INSERT INTO tickets (id, org_id, number, subject, status, priority, requester_id,"
+            " created_at, updated_at) VALUES (1, 1, 1, 'Printers jammed', 'new', 'normal', 1,"
+            " now(), now())"
+        )
+    run_migrations(url)
+    with psycopg.connect(libpq_url(url)) as conn:
+        row = conn.execute("SELECT search_subject::text FROM tickets").fetchone()
+    assert row == ("'jam':2A 'printer':1A",)

@@ -170,3 +170,22 @@ def test_ranking_considers_the_most_recent_matches_only(
     made = [make_ticket(session, org, member, subject=f"Modem {i}").number for i in range(5)]
     found = numbers(search(agent, "modem").get_data(as_text=True))
     assert sorted(found) == sorted(made[-3:])
+
+
+def test_rank_follows_the_subject_then_recent_activity(
+    agent: Browser, session: Session, world
+) -> None:
+    """A word in the subject ranks first; other matches come most recently active first,
+    however often the conversation repeats the word (decision 0013)."""
+    org, member = world["alpha"]["org"], world["alpha"]["agent"]
+    in_subject = make_ticket(session, org, member, subject="Toner empty", body="Since today.")
+    repeated = make_ticket(session, org, member, subject="Supplies",
+                           body="toner toner toner, all the toner is gone")  # fmt: skip
+    once = make_ticket(session, org, member, subject="Desk", body="Some toner spilled.")
+    later = make_ticket(session, org, member, subject="Chair", body="It squeaks.")
+    with tenant_scope(session, org.id):
+        tickets.add_comment(session, member, later.number, "And toner on the seat.")
+    found = numbers(search(agent, "toner").get_data(as_text=True))
+    assert found == [in_subject.number, later.number, once.number, repeated.number]
+    both = numbers(search(agent, "toner empty").get_data(as_text=True))
+    assert both == [in_subject.number]
