@@ -166,6 +166,7 @@ class Ticket(OrgScoped, Base):
     )
     # What search ranks by: the subject alone, weighted A, kept by PostgreSQL itself. It is
     # small and stays in the row, so ranking reads no out-of-line vector (decision 0013).
+    # Its text search configuration is services/search.py's CONFIG.
     search_subject: Mapped[str] = mapped_column(
         TSVECTOR,
         Computed("setweight(to_tsvector('english'::regconfig, subject), 'A')", persisted=True),

@@ -49,13 +49,13 @@ def test_upgrade_downgrade_upgrade_and_models_match(database_url: str) -> None:
     command.check(config)  # raises if the models and the migrations disagree
 
 
-def test_search_migration_backfills_existing_tickets(database_url: str) -> None:
-    """0002 fills both vectors for tickets written before it; internal notes only in one."""
+def _ticket_before(database_url: str, revision: str, subject: str) -> str:
+    """A scratch database at `revision` holding one org, one user and one ticket."""
     from helpdesk.embedded import libpq_url
 
     url = _scratch_url(database_url)
     conftest_services.recreate_database(url)
-    run_migrations(url, "0001")
+    run_migrations(url, revision)
     with psycopg.connect(libpq_url(url)) as conn:
         conn.execute(
             "INSERT INTO organizations (id, slug, name, created_at) VALUES (1, 'o', 'O', now())"
@@ -63,16 +63,23 @@ def test_search_migration_backfills_existing_tickets(database_url: str) -> None:
         conn.execute("INSERT INTO users (id, email, created_at) VALUES (1, 'u@o.test', now())")
         conn.execute(
             "INSERT INTO tickets (id, org_id, number, subject, status, priority, requester_id,"
-            " created_at, updated_at) VALUES (1, 1, 1, 'Printer jams', 'new', 'normal', 1,"
-            " now(), now())"
+            " created_at, updated_at) VALUES (1, 1, 1, %s, 'new', 'normal', 1, now(), now())",
+            (subject,),
         )
+    return libpq_url(url)
+
+
+def test_search_migration_backfills_existing_tickets(database_url: str) -> None:
+    """0002 fills both vectors for tickets written before it; internal notes only in one."""
+    url = _ticket_before(database_url, "0001", "Printer jams")
+    with psycopg.connect(url) as conn:
         conn.execute(
             "INSERT INTO comments (org_id, ticket_id, author_id, body_md, body_html, internal,"
             " channel, created_at) VALUES (1, 1, 1, 'paper everywhere', '', false, 'web', now()),"
             " (1, 1, 1, 'secret vendor zebracorn', '', true, 'web', now())"
         )
-    run_migrations(url)
-    with psycopg.connect(libpq_url(url)) as conn:
+    run_migrations(_scratch_url(database_url))
+    with psycopg.connect(url) as conn:
         row = conn.execute(
             "SELECT search_all @@ to_tsquery('english', 'zebracorn'),"
             " search_public @@ to_tsquery('english', 'zebracorn'),"
@@ -83,22 +90,8 @@ def test_search_migration_backfills_existing_tickets(database_url: str) -> None:
 
 def test_subject_vector_migration_fills_existing_tickets(database_url: str) -> None:
     """0014 gives tickets written before it the subject vector search ranks by."""
-    from helpdesk.embedded import libpq_url
-
-    url = _scratch_url(database_url)
-    conftest_services.recreate_database(url)
-    run_migrations(url, "0013")
-    with psycopg.connect(libpq_url(url)) as conn:
-        conn.execute(
-            "INSERT INTO organizations (id, slug, name, created_at) VALUES (1, 'o', 'O', now())"
-        )
-        conn.execute("INSERT INTO users (id, email, created_at) VALUES (1, 'u@o.test', now())")
-        conn.execute(
-            "INSERT INTO tickets (id, org_id, number, subject, status, priority, requester_id,"
-            " created_at, updated_at) VALUES (1, 1, 1, 'Printers jammed', 'new', 'normal', 1,"
-            " now(), now())"
-        )
-    run_migrations(url)
-    with psycopg.connect(libpq_url(url)) as conn:
+    url = _ticket_before(database_url, "0013", "Printers jammed")
+    run_migrations(_scratch_url(database_url))
+    with psycopg.connect(url) as conn:
         row = conn.execute("SELECT search_subject::text FROM tickets").fetchone()
     assert row == ("'jam':2A 'printer':1A",)
